@@ -1,0 +1,172 @@
+//! Every tunable, read from Spin variables (declared in `spin.toml`) at the
+//! start of a request, with defaults. A value that does not parse is a
+//! configuration error: the service then refuses to serve (fails closed).
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// Where variable values come from: Spin variables in the component, a map in tests.
+pub trait Variables {
+    /// The value, or `None` when unset or empty.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+impl Variables for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+/// A secret value that never prints itself.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RatePolicy {
+    pub limit: u32,
+    pub window_secs: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bcrypt_cost: u32,
+    pub token_ttl_secs: u64,
+    pub login_rate: RatePolicy,
+    pub register_rate: RatePolicy,
+    pub lockout_threshold: u32,
+    pub lockout_secs: u64,
+    /// A header holding the client IP set by a trusted proxy; `None` means
+    /// Spin's own `spin-client-addr`.
+    pub client_ip_header: Option<http::HeaderName>,
+    pub jwt_secret: Option<Secret>,
+    pub admin_bootstrap_token: Option<Secret>,
+}
+
+/// A variable that does not parse. Its message names the variable, never its value.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+pub const MIN_BOOTSTRAP_TOKEN_BYTES: usize = 16;
+
+impl Config {
+    pub fn load(vars: &dyn Variables) -> Result<Self, ConfigError> {
+        let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+            match vars.get(name) {
+                None => Ok(default),
+                Some(raw) => match raw.trim().parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(ConfigError(format!(
+                        "variable {name} must be a whole number from {min} to {max}"
+                    ))),
+                },
+            }
+        };
+        let secret = |name: &str, min: usize| -> Result<Option<Secret>, ConfigError> {
+            match vars.get(name) {
+                None => Ok(None),
+                Some(v) if v.len() >= min => Ok(Some(Secret(v.into_bytes()))),
+                Some(_) => Err(ConfigError(format!(
+                    "variable {name} is shorter than {min} bytes; refusing to serve"
+                ))),
+            }
+        };
+        let client_ip_header = match vars.get("client_ip_header") {
+            None => None,
+            Some(raw) => Some(http::HeaderName::try_from(raw.trim()).map_err(|_| {
+                ConfigError("variable client_ip_header is not a valid header name".into())
+            })?),
+        };
+        Ok(Self {
+            bcrypt_cost: number("bcrypt_cost", 10, 4, 31)? as u32,
+            token_ttl_secs: number("token_ttl_seconds", 900, 60, 86_400)?,
+            login_rate: RatePolicy {
+                limit: number("login_rate_limit", 5, 1, 1000)? as u32,
+                window_secs: number("login_rate_window_seconds", 60, 1, 86_400)?,
+            },
+            register_rate: RatePolicy {
+                limit: number("register_rate_limit", 10, 1, 1000)? as u32,
+                window_secs: number("register_rate_window_seconds", 60, 1, 86_400)?,
+            },
+            lockout_threshold: number("lockout_threshold", 5, 1, 1000)? as u32,
+            lockout_secs: number("lockout_duration_seconds", 900, 1, 604_800)?,
+            client_ip_header,
+            jwt_secret: secret("jwt_secret", MIN_JWT_SECRET_BYTES)?,
+            admin_bootstrap_token: secret("admin_bootstrap_token", MIN_BOOTSTRAP_TOKEN_BYTES)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::load(&vars(&[])).unwrap();
+        assert_eq!(c.bcrypt_cost, 10);
+        assert_eq!(c.token_ttl_secs, 900);
+        assert_eq!(
+            c.login_rate,
+            RatePolicy {
+                limit: 5,
+                window_secs: 60
+            }
+        );
+        assert_eq!(
+            c.register_rate,
+            RatePolicy {
+                limit: 10,
+                window_secs: 60
+            }
+        );
+        assert_eq!((c.lockout_threshold, c.lockout_secs), (5, 900));
+        assert!(c.jwt_secret.is_none() && c.admin_bootstrap_token.is_none());
+        assert!(c.client_ip_header.is_none());
+    }
+
+    #[test]
+    fn unparseable_numbers_are_errors_naming_the_variable() {
+        for (k, v) in [
+            ("bcrypt_cost", "ten"),
+            ("bcrypt_cost", "3"),
+            ("login_rate_limit", "0"),
+        ] {
+            let err = Config::load(&vars(&[(k, v)])).unwrap_err();
+            assert!(err.0.contains(k), "{err}");
+        }
+    }
+
+    #[test]
+    fn short_secrets_are_refused_without_echoing_them() {
+        let err = Config::load(&vars(&[("jwt_secret", "tooshort-secret")])).unwrap_err();
+        assert!(err.0.contains("jwt_secret") && !err.0.contains("tooshort"));
+        let ok = Config::load(&vars(&[("jwt_secret", &"k".repeat(32))])).unwrap();
+        assert_eq!(format!("{:?}", ok.jwt_secret), "Some(Secret(***))");
+    }
+}

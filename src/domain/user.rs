@@ -1,0 +1,24 @@
+use super::{Role, Username};
+use serde::{Deserialize, Serialize};
+
+/// A stored account. The record is JSON in the key-value store under
+/// `user:<normalized username>`.
+/// No `Debug`: it would print the hash.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    pub role: Role,
+    pub password_hash: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Tokens issued before this Unix time (seconds) are refused. Room for
+    /// logout and password change; 0 until those exist.
+    #[serde(default)]
+    pub tokens_valid_after: u64,
+}
+
+impl User {
+    pub fn key(username: &Username) -> String {
+        format!("user:{username}")
+    }
+}

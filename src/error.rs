@@ -1,0 +1,133 @@
+//! The one error type of the API and the one place that turns it into a
+//! response: `{"error": {"code", "message"}}` plus the headers a code needs.
+//! Internal details never reach the client; they go to the audit log.
+
+use http::{header, HeaderValue, Method, StatusCode};
+
+#[derive(Debug)]
+pub enum ApiError {
+    Validation(String),
+    InvalidJson,
+    Forbidden(&'static str),
+    UsernameTaken,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited {
+        retry_after: u64,
+    },
+    InvalidCredentials,
+    AccountLocked {
+        retry_after: u64,
+    },
+    MissingToken,
+    InvalidToken,
+    NotFound,
+    MethodNotAllowed {
+        allow: Vec<Method>,
+    },
+    Unavailable,
+    /// A variable that does not parse: logged as `config_error`, answered as 500.
+    Config(String),
+    /// Anything unexpected (a store failure, say): logged, answered generically.
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Internal(e)
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) | ApiError::InvalidJson => StatusCode::BAD_REQUEST,
+            ApiError::InvalidCredentials | ApiError::MissingToken | ApiError::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UsernameTaken => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::AccountLocked { .. } => StatusCode::LOCKED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Config(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation(_) => "validation_error",
+            ApiError::InvalidJson => "invalid_json",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::UsernameTaken => "username_taken",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::AccountLocked { .. } => "account_locked",
+            ApiError::MissingToken => "missing_token",
+            ApiError::InvalidToken => "invalid_token",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Config(_) | ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Validation(m) => m.clone(),
+            ApiError::InvalidJson => "Request body is not valid JSON".into(),
+            ApiError::Forbidden(m) => (*m).into(),
+            ApiError::UsernameTaken => "Username is already taken".into(),
+            ApiError::PayloadTooLarge => "Request body is larger than 16 KiB".into(),
+            ApiError::UnsupportedMediaType => "Content-Type must be application/json".into(),
+            ApiError::RateLimited { .. } => "Too many requests; try again later".into(),
+            ApiError::InvalidCredentials => "Invalid username or password".into(),
+            ApiError::AccountLocked { .. } => {
+                "Account is temporarily locked after too many failed logins".into()
+            }
+            ApiError::MissingToken => "A Bearer token is required".into(),
+            ApiError::InvalidToken => "The token is invalid or has expired".into(),
+            ApiError::NotFound => "No such resource".into(),
+            ApiError::MethodNotAllowed { .. } => "Method not allowed for this resource".into(),
+            ApiError::Unavailable => "Service temporarily unavailable".into(),
+            ApiError::Config(_) | ApiError::Internal(_) => "An internal error occurred".into(),
+        }
+    }
+
+    /// Headers this error adds to the response.
+    pub fn headers(&self) -> Vec<(header::HeaderName, HeaderValue)> {
+        match self {
+            ApiError::RateLimited { retry_after } | ApiError::AccountLocked { retry_after } => {
+                vec![(header::RETRY_AFTER, HeaderValue::from(*retry_after))]
+            }
+            // RFC 6750 §3: a 401 for a protected resource carries the Bearer challenge.
+            ApiError::MissingToken => vec![(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"secure-backend\""),
+            )],
+            ApiError::InvalidToken => vec![(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Bearer realm=\"secure-backend\", error=\"invalid_token\", error_description=\"The token is invalid or has expired\"",
+                ),
+            )],
+            ApiError::MethodNotAllowed { allow } => {
+                let list = allow.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+                HeaderValue::try_from(list)
+                    .map(|v| vec![(header::ALLOW, v)])
+                    .unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": { "code": self.code(), "message": self.message() } })
+    }
+}

@@ -1,0 +1,86 @@
+//! secure-backend: a security-focused authentication API, shipped as a Spin
+//! WebAssembly HTTP component. All state lives in Spin's key-value store;
+//! each request runs in a fresh instance.
+//!
+//! This file is the Spin entry point only: it turns Spin's request into an
+//! `http::Request`, provides the real store, clock, audit sink and variables,
+//! and calls the router.
+
+pub mod audit;
+pub mod body;
+pub mod clock;
+pub mod config;
+pub mod context;
+pub mod domain;
+pub mod error;
+pub mod router;
+pub mod routes;
+pub mod security;
+pub mod stats;
+pub mod store;
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use crate::body::MAX_BODY_BYTES;
+    use crate::{audit, clock, config, context::Services, router, store::SpinStore};
+    use futures::StreamExt;
+    use spin_sdk::http::IncomingRequest;
+
+    struct SpinVariables;
+
+    impl config::Variables for SpinVariables {
+        fn get(&self, name: &str) -> Option<String> {
+            spin_sdk::variables::get(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+        }
+    }
+
+    #[spin_sdk::http_component]
+    async fn handle(req: IncomingRequest) -> http::Response<Vec<u8>> {
+        let mut builder = http::Request::builder()
+            .method(
+                http::Method::from_bytes(req.method().to_string().as_bytes())
+                    .unwrap_or(http::Method::GET),
+            )
+            .uri(req.path_with_query().unwrap_or_else(|| "/".into()));
+        for (name, value) in req.headers().entries() {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_bytes(&value),
+            ) {
+                builder = builder.header(name, value);
+            }
+        }
+        let body = read_body_capped(req).await;
+        let request = match builder.body(body) {
+            Ok(request) => request,
+            // An unparseable request line: route it as an unknown path.
+            Err(_) => http::Request::new(Vec::new()),
+        };
+        let store = SpinStore::new("default");
+        let services = Services {
+            store: &store,
+            clock: &clock::SystemClock,
+            audit: &audit::Stdout,
+            variables: &SpinVariables,
+        };
+        router::handle(request, services)
+    }
+
+    /// Reads at most one byte more than the limit, so an oversized body is
+    /// refused (413) without holding it all in memory.
+    async fn read_body_capped(req: IncomingRequest) -> Vec<u8> {
+        let mut body = Vec::new();
+        let mut stream = req.into_body_stream();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else { break };
+            let room = MAX_BODY_BYTES + 1 - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() > MAX_BODY_BYTES {
+                break;
+            }
+        }
+        body
+    }
+}

@@ -1,0 +1,225 @@
+use super::Reply;
+use crate::audit::{Event, Outcome};
+use crate::body::json_fields;
+use crate::context::Ctx;
+use crate::domain::{Password, Role, User, Username};
+use crate::error::ApiError;
+use crate::security::guards::{self, AuthUser};
+use crate::security::lockout::{self, Refusal};
+use crate::security::rate_limit::{self, Decision};
+use crate::security::{keys, passwords, tokens};
+use crate::stats::{self, Counter};
+use anyhow::Context as _;
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+pub const BOOTSTRAP_HEADER: &str = "x-bootstrap-token";
+
+/// POST /auth/register
+pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiError> {
+    let mut fields = json_fields(headers, body)?.only(&["username", "password", "role"])?;
+    let username = Username::parse(&fields.string("username")?).map_err(invalid)?;
+    let password = Password::parse(fields.string("password")?).map_err(invalid)?;
+    let role = match fields.optional_string("role")? {
+        None => Role::User,
+        Some(raw) => Role::parse(&raw).map_err(invalid)?,
+    };
+    let refuse = |reason: &str| {
+        ctx.audit(
+            Event::Registration,
+            Outcome::Failure,
+            Some(username.as_str()),
+            Some(reason),
+        );
+    };
+
+    let keys = keys::load(ctx)?;
+    let policy = ctx.config.register_rate;
+    let now_ms = ctx.clock.now_ms();
+    if let Decision::Limited { retry_after } = rate_limit::attempt(
+        ctx.store,
+        &keys,
+        "register",
+        &ctx.meta.client_ip,
+        policy,
+        now_ms,
+    )? {
+        ctx.audit(
+            Event::RateLimited,
+            Outcome::Denied,
+            Some(username.as_str()),
+            Some("register"),
+        );
+        stats::bump(ctx.store, Counter::RateLimited)?;
+        return Err(ApiError::RateLimited { retry_after });
+    }
+    if role == Role::Admin {
+        if let Err(e) = authorize_admin_creation(ctx, headers) {
+            refuse("admin role not authorized");
+            return Err(e);
+        }
+    }
+
+    // Hash before claiming the name, so a failure here cannot burn it.
+    let password_hash = passwords::hash(&password, ctx.config.bcrypt_cost)?;
+    // The caller whose increment returns 1 owns the name (no compare-and-swap in Spin).
+    if ctx
+        .store
+        .increment(&format!("claim:{}", User::key(&username)), 1)?
+        != 1
+    {
+        refuse("username taken");
+        return Err(ApiError::UsernameTaken);
+    }
+    let user = User {
+        username: username.as_str().to_owned(),
+        role,
+        password_hash,
+        created_at: ctx.clock.now_secs(),
+        tokens_valid_after: 0,
+    };
+    let record = serde_json::to_vec(&user).context("encode user")?;
+    ctx.store.set(&User::key(&username), &record)?;
+    stats::bump(ctx.store, Counter::Users)?;
+    if role == Role::Admin {
+        stats::bump(ctx.store, Counter::Admins)?;
+    }
+    ctx.audit(
+        Event::Registration,
+        Outcome::Success,
+        Some(username.as_str()),
+        Some(role.as_str()),
+    );
+    Ok(Reply {
+        status: StatusCode::CREATED,
+        body: json!({
+            "message": "User registered successfully",
+            "user": { "username": username.as_str(), "role": role.as_str() },
+        }),
+    })
+}
+
+/// Creating an admin needs the bootstrap token or an admin's Bearer token.
+fn authorize_admin_creation(ctx: &Ctx, headers: &HeaderMap) -> Result<(), ApiError> {
+    const DENIED: ApiError =
+        ApiError::Forbidden("Registering an admin requires an admin token or the bootstrap token");
+    if let Some(given) = headers.get(BOOTSTRAP_HEADER) {
+        let expected = ctx.config.admin_bootstrap_token.as_ref().ok_or(DENIED)?;
+        // Compare digests in constant time, so neither content nor length leaks.
+        let given = hmac_sha256::Hash::hash(given.as_bytes());
+        let expected = hmac_sha256::Hash::hash(expected.expose());
+        return if bool::from(given.ct_eq(&expected)) {
+            Ok(())
+        } else {
+            Err(DENIED)
+        };
+    }
+    match guards::require_admin(ctx, headers) {
+        Ok(_) => Ok(()),
+        Err(e @ (ApiError::Internal(_) | ApiError::Config(_))) => Err(e),
+        Err(_) => Err(DENIED),
+    }
+}
+
+/// POST /auth/login
+pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiError> {
+    let mut fields = json_fields(headers, body)?.only(&["username", "password"])?;
+    let username = Username::parse(&fields.string("username")?).map_err(invalid)?;
+    let password = Password::parse_candidate(fields.string("password")?).map_err(invalid)?;
+    let name = Some(username.as_str());
+
+    // One store call: the signing key and the user.
+    let (keys, values) = keys::load_with(ctx, &[User::key(&username)])?;
+    let user: Option<User> = match values.into_iter().next().flatten() {
+        Some(bytes) => Some(serde_json::from_slice(&bytes).context("user record")?),
+        None => None,
+    };
+
+    let now_ms = ctx.clock.now_ms();
+    let ip = &ctx.meta.client_ip;
+    if let Decision::Limited { retry_after } =
+        rate_limit::attempt(ctx.store, &keys, "login", ip, ctx.config.login_rate, now_ms)?
+    {
+        ctx.audit(Event::RateLimited, Outcome::Denied, name, Some("login"));
+        stats::bump(ctx.store, Counter::RateLimited)?;
+        return Err(ApiError::RateLimited { retry_after });
+    }
+
+    // Known accounts are locked by name; unknown names share keyed slots, so
+    // inventing names cannot grow the store. Both answer alike.
+    let lock_id = match &user {
+        Some(_) => User::key(&username),
+        None => format!("slot:{}", keys.slot("login-user", username.as_str())),
+    };
+    let policy = lockout::Policy {
+        threshold: ctx.config.lockout_threshold,
+        lock_ms: ctx.config.lockout_secs * 1000,
+    };
+    let ticket = match lockout::begin(ctx.store, &lock_id, policy, now_ms)? {
+        Ok(ticket) => ticket,
+        Err(Refusal::Locked { retry_after }) => {
+            ctx.audit(Event::LockedAccountAttempt, Outcome::Denied, name, None);
+            return Err(ApiError::AccountLocked { retry_after });
+        }
+        Err(Refusal::LockedNow { retry_after }) => {
+            ctx.audit(
+                Event::AccountLocked,
+                Outcome::Denied,
+                name,
+                Some("attempts in flight"),
+            );
+            stats::bump(ctx.store, Counter::Lockouts)?;
+            return Err(ApiError::AccountLocked { retry_after });
+        }
+    };
+
+    let verified = match &user {
+        Some(user) => passwords::verify(&password, &user.password_hash)?,
+        None => {
+            passwords::verify_nobody(&password, ctx.config.bcrypt_cost);
+            false
+        }
+    };
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            let locked = lockout::fail(ctx.store, ticket, policy, now_ms)?;
+            stats::bump(ctx.store, Counter::LoginFailures)?;
+            ctx.audit(Event::LoginFailure, Outcome::Failure, name, None);
+            if locked.is_some() {
+                stats::bump(ctx.store, Counter::Lockouts)?;
+                ctx.audit(
+                    Event::AccountLocked,
+                    Outcome::Denied,
+                    name,
+                    Some("too many failures"),
+                );
+            }
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+
+    lockout::succeed(ctx.store, ticket)?;
+    stats::bump(ctx.store, Counter::LoginSuccesses)?;
+    let ttl = ctx.config.token_ttl_secs;
+    let token = tokens::issue(&keys, &username, user.role, now_ms / 1000, ttl)?;
+    ctx.audit(Event::LoginSuccess, Outcome::Success, name, None);
+    Ok(Reply::ok(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+    })))
+}
+
+/// GET /auth/protected
+pub fn protected(_ctx: &Ctx, user: AuthUser) -> Result<Reply, ApiError> {
+    Ok(Reply::ok(json!({
+        "message": "Access granted",
+        "user": { "username": user.username.as_str(), "role": user.role.as_str() },
+    })))
+}
+
+fn invalid(rule: &'static str) -> ApiError {
+    ApiError::Validation(rule.into())
+}

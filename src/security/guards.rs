@@ -1,0 +1,91 @@
+//! Route guards, the counterpart of Flask's `@login_required` and
+//! `@admin_required`: a handler that needs a user receives an [`AuthUser`]
+//! or an [`AdminUser`], and the router runs the guard before the handler.
+
+use crate::audit::{Event, Outcome};
+use crate::context::Ctx;
+use crate::domain::{Role, User, Username};
+use crate::error::ApiError;
+use crate::security::{keys, tokens};
+use anyhow::Context as _;
+use http::{header, HeaderMap};
+
+/// A caller holding a valid access token for a user that still exists; the
+/// role is the user's current stored role, not the one in the token.
+#[derive(Debug)]
+pub struct AuthUser {
+    pub username: Username,
+    pub role: Role,
+}
+
+/// An [`AuthUser`] whose stored role is admin.
+#[derive(Debug)]
+pub struct AdminUser(pub AuthUser);
+
+/// The Bearer token of a request (RFC 6750 §2.1), if it has one.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::MissingToken)?
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::MissingToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::MissingToken);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ApiError::InvalidToken);
+    }
+    Ok(token)
+}
+
+pub fn require_user(ctx: &Ctx, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
+    let token = match bearer_token(headers) {
+        Ok(token) => token,
+        Err(e) => {
+            ctx.audit(Event::TokenRejected, Outcome::Denied, None, Some(e.code()));
+            return Err(e);
+        }
+    };
+    let reject = |username: Option<&str>, reason: &str| {
+        ctx.audit(
+            Event::TokenRejected,
+            Outcome::Denied,
+            username,
+            Some(reason),
+        );
+        ApiError::InvalidToken
+    };
+    let hint = tokens::unverified_subject(token).ok_or_else(|| reject(None, "malformed token"))?;
+    // One store call: the signing key and the user the token names.
+    let (keys, values) = keys::load_with(ctx, &[User::key(&hint)])?;
+    let user: Option<User> = match values.into_iter().next().flatten() {
+        Some(bytes) => Some(serde_json::from_slice(&bytes).context("user record")?),
+        None => None,
+    };
+    let valid_after = user.as_ref().map_or(0, |u| u.tokens_valid_after);
+    let subject = tokens::verify(&keys, token, ctx.clock.now_ms(), valid_after)
+        .map_err(|reason| reject(Some(hint.as_str()), reason))?;
+    match user {
+        Some(user) if subject == hint => Ok(AuthUser {
+            username: subject,
+            role: user.role,
+        }),
+        _ => Err(reject(Some(subject.as_str()), "user no longer exists")),
+    }
+}
+
+pub fn require_admin(ctx: &Ctx, headers: &HeaderMap) -> Result<AdminUser, ApiError> {
+    let user = require_user(ctx, headers)?;
+    if user.role != Role::Admin {
+        ctx.audit(
+            Event::AccessDenied,
+            Outcome::Denied,
+            Some(user.username.as_str()),
+            Some("admin role required"),
+        );
+        return Err(ApiError::Forbidden("Admin role required"));
+    }
+    Ok(AdminUser(user))
+}

@@ -1,0 +1,209 @@
+//! Drives the API through its router with real `http::Request`s, against the
+//! in-memory store and a clock that moves only when told to.
+#![allow(dead_code)]
+
+use http::{HeaderMap, Method, Request};
+use secure_backend::audit::Recorder;
+use secure_backend::clock::ManualClock;
+use secure_backend::context::Services;
+use secure_backend::router;
+use secure_backend::store::MemoryStore;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// 2026-11-27T00:00:00Z
+pub const START_MS: u64 = 1_795_737_600_000;
+pub const PASSWORD: &str = "correct horse battery";
+pub const BOOTSTRAP: &str = "bootstrap-token-for-tests-0123456789";
+
+pub struct TestApp {
+    pub store: MemoryStore,
+    pub clock: ManualClock,
+    pub audit: Recorder,
+    pub vars: HashMap<String, String>,
+}
+
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub raw: Vec<u8>,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn token(&self) -> String {
+        self.body["access_token"]
+            .as_str()
+            .expect("response has an access_token")
+            .to_owned()
+    }
+}
+
+impl Default for TestApp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestApp {
+    /// bcrypt at its minimum cost: the cost itself is not what most tests test.
+    pub fn new() -> Self {
+        Self::with_vars(&[])
+    }
+
+    pub fn with_vars(pairs: &[(&str, &str)]) -> Self {
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("bcrypt_cost".into(), "4".into()),
+            ("admin_bootstrap_token".into(), BOOTSTRAP.into()),
+        ]);
+        for (k, v) in pairs {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        Self {
+            store: MemoryStore::new(),
+            clock: ManualClock::at(START_MS),
+            audit: Recorder::default(),
+            vars,
+        }
+    }
+
+    pub fn send(&self, req: Request<Vec<u8>>) -> TestResponse {
+        let services = Services {
+            store: &self.store,
+            clock: &self.clock,
+            audit: &self.audit,
+            variables: &self.vars,
+        };
+        let response = router::handle(req, services);
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let raw = response.into_body();
+        let body = serde_json::from_slice(&raw).expect("every response is JSON");
+        TestResponse {
+            status,
+            headers,
+            raw,
+            body,
+        }
+    }
+
+    /// A request from `ip`, as Spin would deliver it.
+    pub fn request(&self, method: Method, path: &str, ip: &str) -> http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("spin-client-addr", format!("{ip}:40000"))
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value, ip: &str) -> TestResponse {
+        self.send(
+            self.request(Method::POST, path, ip)
+                .header("content-type", "application/json")
+                .body(body.to_string().into_bytes())
+                .unwrap(),
+        )
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        let mut req = self.request(Method::GET, path, "192.0.2.1");
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        self.send(req.body(Vec::new()).unwrap())
+    }
+
+    pub fn register(&self, username: &str, password: &str) -> TestResponse {
+        self.register_from(username, password, "192.0.2.10")
+    }
+
+    pub fn register_from(&self, username: &str, password: &str, ip: &str) -> TestResponse {
+        self.post_json(
+            "/auth/register",
+            &json!({ "username": username, "password": password }),
+            ip,
+        )
+    }
+
+    pub fn register_admin(&self, username: &str) -> TestResponse {
+        self.send(
+            self.request(Method::POST, "/auth/register", "192.0.2.11")
+                .header("content-type", "application/json")
+                .header("x-bootstrap-token", BOOTSTRAP)
+                .body(
+                    json!({ "username": username, "password": PASSWORD, "role": "admin" })
+                        .to_string()
+                        .into_bytes(),
+                )
+                .unwrap(),
+        )
+    }
+
+    pub fn login(&self, username: &str, password: &str) -> TestResponse {
+        self.login_from(username, password, "192.0.2.20")
+    }
+
+    pub fn login_from(&self, username: &str, password: &str, ip: &str) -> TestResponse {
+        self.post_json(
+            "/auth/login",
+            &json!({ "username": username, "password": password }),
+            ip,
+        )
+    }
+
+    /// Registers `username` and returns a fresh token for it.
+    pub fn user_token(&self, username: &str) -> String {
+        assert_eq!(self.register(username, PASSWORD).status, 201);
+        let login = self.login(username, PASSWORD);
+        assert_eq!(login.status, 200, "{}", login.body);
+        login.token()
+    }
+
+    pub fn admin_token(&self, username: &str) -> String {
+        let reg = self.register_admin(username);
+        assert_eq!(reg.status, 201, "{}", reg.body);
+        let login = self.login(username, PASSWORD);
+        assert_eq!(login.status, 200, "{}", login.body);
+        login.token()
+    }
+
+    pub fn audit_events(&self) -> Vec<Value> {
+        self.audit
+            .lines()
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+
+    pub fn events_named(&self, name: &str) -> Vec<Value> {
+        self.audit_events()
+            .into_iter()
+            .filter(|e| e["event"] == name)
+            .collect()
+    }
+}
+
+/// Every error body has exactly this shape.
+pub fn assert_error(res: &TestResponse, status: u16, code: &str) {
+    assert_eq!(res.status, status, "body: {}", res.body);
+    assert_eq!(res.code(), code, "body: {}", res.body);
+    let error = res.body["error"].as_object().expect("error object");
+    assert_eq!(
+        res.body.as_object().unwrap().len(),
+        1,
+        "only `error`: {}",
+        res.body
+    );
+    assert_eq!(error.len(), 2, "only code and message: {}", res.body);
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+}

@@ -224,3 +224,25 @@ fn store_failure_is_a_generic_500_with_the_detail_only_in_the_audit_log() {
         .unwrap()
         .contains("simulated"));
 }
+
+#[test]
+fn passwords_are_stored_as_bcrypt_cost_10_by_default() {
+    use secure_backend::domain::{User, Username};
+    use secure_backend::store::KeyValue;
+    let app = TestApp::with_vars(&[("bcrypt_cost", "")]);
+    app.register("alice", PASSWORD);
+    let record = app
+        .store
+        .get(&User::key(&Username::parse("alice").unwrap()))
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(record).unwrap();
+    assert!(!text.contains(PASSWORD));
+    let user: User = serde_json::from_str(&text).unwrap();
+    assert!(
+        user.password_hash.starts_with("$2b$10$"),
+        "{}",
+        user.password_hash
+    );
+    assert_eq!(app.login("alice", PASSWORD).status, 200);
+}

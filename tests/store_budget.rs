@@ -1,0 +1,104 @@
+//! Store calls are the main cost after bcrypt: each is a host round trip.
+//! These budgets fail loudly when a change adds one.
+
+mod common;
+
+use common::*;
+
+fn calls(app: &TestApp, f: impl FnOnce()) -> usize {
+    let before = app.store.calls();
+    f();
+    app.store.calls() - before
+}
+
+#[test]
+fn protected_reads_key_and_user_in_one_batch_and_writes_nothing() {
+    let app = TestApp::new();
+    let token = app.user_token("alice");
+    let before = app.store.len();
+    assert_eq!(
+        calls(&app, || assert_eq!(
+            app.get("/auth/protected", Some(&token)).status,
+            200
+        )),
+        1
+    );
+    assert_eq!(app.store.len(), before);
+    let app = TestApp::with_vars(&[("jwt_secret", "0123456789abcdef0123456789abcdef")]);
+    let token = app.user_token("alice");
+    assert_eq!(
+        calls(&app, || assert_eq!(
+            app.get("/auth/protected", Some(&token)).status,
+            200
+        )),
+        1
+    );
+}
+
+#[test]
+fn login_makes_at_most_ten_store_calls() {
+    let app = TestApp::new();
+    app.register("alice", PASSWORD);
+    // Past the first window, so the limiter takes its full path.
+    for i in 0..5 {
+        app.login_from("warmup", "wrong password", &format!("10.9.0.{i}"));
+    }
+    let ip = "10.9.0.0";
+    let success = calls(&app, || {
+        assert_eq!(app.login_from("alice", PASSWORD, ip).status, 200)
+    });
+    assert!(success <= 10, "success path: {success}");
+    let mut worst = 0;
+    for _ in 0..6 {
+        app.clock.advance_secs(61);
+        let n = calls(&app, || {
+            app.login_from("alice", "wrong password", ip);
+        });
+        worst = worst.max(n);
+    }
+    eprintln!("login store calls: success {success}, worst failure {worst}");
+    assert!(worst <= 10, "failure and lock paths: {worst}");
+    app.clock.advance_secs(61);
+    let locked = calls(&app, || {
+        assert_eq!(app.login_from("alice", PASSWORD, ip).status, 423)
+    });
+    assert!(locked <= 10);
+}
+
+#[test]
+fn dashboard_reads_its_counters_in_one_batch() {
+    let app = TestApp::new();
+    let admin = app.admin_token("root");
+    // One batch for key and user, one for the counters.
+    assert_eq!(
+        calls(&app, || assert_eq!(
+            app.get("/admin/dashboard", Some(&admin)).status,
+            200
+        )),
+        2
+    );
+}
+
+#[test]
+fn routes_without_state_never_touch_the_store() {
+    let app = TestApp::new();
+    assert_eq!(
+        calls(&app, || {
+            app.get("/nope", None);
+            app.get("/auth/login", None);
+            app.get("/auth/protected", None);
+            app.post_json(
+                "/auth/login",
+                &serde_json::json!({"username": 1}),
+                "10.0.0.1",
+            );
+        }),
+        0
+    );
+    assert_eq!(
+        calls(&app, || {
+            app.get("/health", None);
+        }),
+        1
+    );
+}

@@ -1,0 +1,324 @@
+//! Token rules: 15-minute lifetime on the injected clock, HS256 pinned,
+//! iss/aud/exp required, and the stored user (not the token) decides.
+
+mod common;
+
+use common::*;
+use jwt_simple::prelude::*;
+use secure_backend::clock::Clock;
+use secure_backend::domain::{Role, User, Username};
+use secure_backend::store::{KeyValue, MemoryStore};
+use serde_json::json;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-test-key";
+
+fn app_with_known_key() -> TestApp {
+    TestApp::with_vars(&[("jwt_secret", SECRET)])
+}
+
+#[derive(Serialize, Deserialize)]
+struct Custom {
+    role: String,
+    typ: String,
+}
+
+/// A token signed with the service's key, with claims of the test's choosing.
+fn forge(app: &TestApp, edit: impl FnOnce(&mut JWTClaims<Custom>)) -> String {
+    let now = Duration::from_millis(app.clock.now_ms());
+    let mut claims = Claims::with_custom_claims(
+        Custom {
+            role: "admin".into(),
+            typ: "access".into(),
+        },
+        Duration::from_secs(900),
+    )
+    .with_subject("alice")
+    .with_issuer("secure-backend")
+    .with_audience("secure-backend");
+    claims.issued_at = Some(now);
+    claims.invalid_before = Some(now);
+    claims.expires_at = Some(now + Duration::from_secs(900));
+    edit(&mut claims);
+    HS256Key::from_bytes(SECRET.as_bytes())
+        .authenticate(claims)
+        .unwrap()
+}
+
+#[test]
+fn tokens_expire_after_fifteen_minutes() {
+    let app = TestApp::new();
+    let token = app.user_token("alice");
+    app.clock.advance_secs(899);
+    assert_eq!(app.get("/auth/protected", Some(&token)).status, 200);
+    // A few seconds of clock tolerance between instances, no more.
+    app.clock.advance_secs(7);
+    assert_error(
+        &app.get("/auth/protected", Some(&token)),
+        401,
+        "invalid_token",
+    );
+}
+
+#[test]
+fn tokens_carry_the_documented_claims() {
+    let app = app_with_known_key();
+    let token = app.user_token("alice");
+    let key = HS256Key::from_bytes(SECRET.as_bytes());
+    let options = VerificationOptions {
+        artificial_time: Some(Duration::from_millis(app.clock.now_ms())),
+        ..Default::default()
+    };
+    let claims = key.verify_token::<Custom>(&token, Some(options)).unwrap();
+    assert_eq!(claims.subject.as_deref(), Some("alice"));
+    assert_eq!(claims.custom.role, "user");
+    assert_eq!(claims.issuer.as_deref(), Some("secure-backend"));
+    assert!(claims
+        .audiences
+        .unwrap()
+        .contains(&HashSet::from(["secure-backend".to_string()])));
+    let iat = claims.issued_at.unwrap().as_secs();
+    assert_eq!(iat, START_MS / 1000);
+    assert_eq!(claims.invalid_before.unwrap().as_secs(), iat);
+    assert_eq!(claims.expires_at.unwrap().as_secs(), iat + 900);
+    assert!(claims.jwt_id.is_some_and(|j| j.len() >= 16));
+    let metadata = Token::decode_metadata(&token).unwrap();
+    assert_eq!(metadata.algorithm(), "HS256");
+}
+
+#[test]
+fn each_token_has_its_own_id() {
+    let app = app_with_known_key();
+    app.register("alice", PASSWORD);
+    let a = app.login("alice", PASSWORD).token();
+    let b = app.login("alice", PASSWORD).token();
+    assert_ne!(a, b);
+}
+
+#[test]
+fn a_correctly_forged_token_is_accepted_so_the_forgeries_below_mean_something() {
+    let app = app_with_known_key();
+    app.register("alice", PASSWORD);
+    assert_eq!(
+        app.get("/auth/protected", Some(&forge(&app, |_| {})))
+            .status,
+        200
+    );
+}
+
+#[test]
+fn tampered_tokens_are_rejected() {
+    let app = app_with_known_key();
+    let token = app.user_token("alice");
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    // Flip the payload to another user, keep the signature.
+    let payload = ct_codecs::Base64UrlSafeNoPadding::encode_to_string(
+        json!({"sub": "mallory", "role": "admin", "typ": "access", "iss": "secure-backend", "aud": "secure-backend"})
+            .to_string(),
+    )
+    .unwrap();
+    parts[1] = payload;
+    assert_error(
+        &app.get("/auth/protected", Some(&parts.join("."))),
+        401,
+        "invalid_token",
+    );
+    let mut sig_flipped = token.clone();
+    let last = sig_flipped.pop().unwrap();
+    sig_flipped.push(if last == 'A' { 'B' } else { 'A' });
+    assert_error(
+        &app.get("/auth/protected", Some(&sig_flipped)),
+        401,
+        "invalid_token",
+    );
+}
+
+#[test]
+fn the_algorithm_is_pinned_to_hs256() {
+    use ct_codecs::{Base64UrlSafeNoPadding as B64, Encoder};
+    let app = app_with_known_key();
+    app.register("alice", PASSWORD);
+    let now = app.clock.now_secs();
+    let claims = json!({"sub": "alice", "role": "user", "typ": "access", "iss": "secure-backend",
+        "aud": "secure-backend", "iat": now, "nbf": now, "exp": now + 900});
+    let payload = B64::encode_to_string(claims.to_string()).unwrap();
+    // alg=none with no signature.
+    let none = format!(
+        "{}.{payload}.",
+        B64::encode_to_string(r#"{"alg":"none","typ":"JWT"}"#).unwrap()
+    );
+    assert_error(
+        &app.get("/auth/protected", Some(&none)),
+        401,
+        "invalid_token",
+    );
+    // HS512 with the very same secret.
+    let hs512 = HS512Key::from_bytes(SECRET.as_bytes());
+    let mut c = Claims::with_custom_claims(
+        Custom {
+            role: "user".into(),
+            typ: "access".into(),
+        },
+        Duration::from_secs(900),
+    )
+    .with_subject("alice")
+    .with_issuer("secure-backend")
+    .with_audience("secure-backend");
+    c.issued_at = Some(Duration::from_secs(now));
+    c.expires_at = Some(Duration::from_secs(now + 900));
+    c.invalid_before = Some(Duration::from_secs(now));
+    let token = hs512.authenticate(c).unwrap();
+    assert_error(
+        &app.get("/auth/protected", Some(&token)),
+        401,
+        "invalid_token",
+    );
+}
+
+#[test]
+fn issuer_audience_and_expiry_are_required() {
+    let app = app_with_known_key();
+    app.register("alice", PASSWORD);
+    let cases = [
+        forge(&app, |c| c.issuer = Some("someone-else".into())),
+        forge(&app, |c| c.issuer = None),
+        forge(&app, |c| {
+            c.audiences = Some(Audiences::AsString("other-service".into()))
+        }),
+        forge(&app, |c| c.audiences = None),
+        forge(&app, |c| c.expires_at = None),
+        forge(&app, |c| c.issued_at = None),
+        forge(&app, |c| c.custom.typ = "refresh".into()),
+        forge(&app, |c| c.subject = None),
+        forge(&app, |c| c.subject = Some("../etc".into())),
+    ];
+    for token in cases {
+        assert_error(
+            &app.get("/auth/protected", Some(&token)),
+            401,
+            "invalid_token",
+        );
+    }
+}
+
+#[test]
+fn tokens_from_the_future_are_rejected() {
+    let app = app_with_known_key();
+    app.register("alice", PASSWORD);
+    let future = Duration::from_millis(app.clock.now_ms()) + Duration::from_secs(60);
+    let token = forge(&app, |c| {
+        c.issued_at = Some(future);
+        c.invalid_before = Some(future);
+    });
+    assert_error(
+        &app.get("/auth/protected", Some(&token)),
+        401,
+        "invalid_token",
+    );
+}
+
+#[test]
+fn a_token_signed_with_another_key_is_rejected() {
+    let app = TestApp::with_vars(&[("jwt_secret", "ANOTHER-KEY-ANOTHER-KEY-ANOTHER-KEY")]);
+    app.register("alice", PASSWORD);
+    let other = app_with_known_key();
+    let foreign = forge(&other, |_| {});
+    assert_error(
+        &app.get("/auth/protected", Some(&foreign)),
+        401,
+        "invalid_token",
+    );
+}
+
+#[test]
+fn a_deleted_user_token_stops_working_at_once() {
+    let app = TestApp::new();
+    let token = app.user_token("alice");
+    app.store
+        .delete(&User::key(&Username::parse("alice").unwrap()))
+        .unwrap();
+    assert_error(
+        &app.get("/auth/protected", Some(&token)),
+        401,
+        "invalid_token",
+    );
+}
+
+#[test]
+fn the_stored_role_decides_not_the_token() {
+    let app = TestApp::new();
+    let token = app.admin_token("root");
+    assert_eq!(app.get("/admin/dashboard", Some(&token)).status, 200);
+    set_role(&app.store, "root", Role::User);
+    assert_error(&app.get("/admin/dashboard", Some(&token)), 403, "forbidden");
+    let res = app.get("/auth/protected", Some(&token));
+    assert_eq!(res.body["user"]["role"], "user");
+
+    // And a forged "admin" claim for a plain user grants nothing.
+    let app = app_with_known_key();
+    app.register("alice", PASSWORD);
+    let token = forge(&app, |c| c.custom.role = "admin".into());
+    assert_error(&app.get("/admin/dashboard", Some(&token)), 403, "forbidden");
+}
+
+#[test]
+fn tokens_issued_before_tokens_valid_after_are_refused() {
+    let app = TestApp::new();
+    let token = app.user_token("alice");
+    let key = User::key(&Username::parse("alice").unwrap());
+    let mut user: User = serde_json::from_slice(&app.store.get(&key).unwrap().unwrap()).unwrap();
+    user.tokens_valid_after = app.clock.now_secs() + 1;
+    app.store
+        .set(&key, &serde_json::to_vec(&user).unwrap())
+        .unwrap();
+    assert_error(
+        &app.get("/auth/protected", Some(&token)),
+        401,
+        "invalid_token",
+    );
+}
+
+#[test]
+fn the_generated_key_is_kept_in_the_store_and_survives_a_restart() {
+    let app = TestApp::new();
+    let token = app.user_token("alice");
+    // A "restart": new instance state, same store contents.
+    let restarted = TestApp::new();
+    for key in app.store.keys() {
+        restarted
+            .store
+            .set(&key, &app.store.get(&key).unwrap().unwrap())
+            .unwrap();
+    }
+    assert_eq!(restarted.get("/auth/protected", Some(&token)).status, 200);
+    // A different store means a different key.
+    let elsewhere = TestApp::new();
+    elsewhere.register("alice", PASSWORD);
+    assert_error(
+        &elsewhere.get("/auth/protected", Some(&token)),
+        401,
+        "invalid_token",
+    );
+}
+
+#[test]
+fn a_short_jwt_secret_fails_closed() {
+    let app = TestApp::with_vars(&[("jwt_secret", "short-secret")]);
+    let res = app.register("alice", PASSWORD);
+    assert_error(&res, 500, "internal_error");
+    assert!(!String::from_utf8_lossy(&res.raw).contains("short-secret"));
+    let logged = app.events_named("config_error");
+    assert_eq!(logged.len(), 1);
+    assert!(logged[0]["reason"].as_str().unwrap().contains("jwt_secret"));
+    assert!(!app.audit.lines().concat().contains("short-secret"));
+    assert_eq!(app.get("/health", None).status, 500);
+    assert!(MemoryStore::is_empty(&app.store));
+}
+
+fn set_role(store: &MemoryStore, name: &str, role: Role) {
+    let key = User::key(&Username::parse(name).unwrap());
+    let mut user: User = serde_json::from_slice(&store.get(&key).unwrap().unwrap()).unwrap();
+    user.role = role;
+    store
+        .set(&key, &serde_json::to_vec(&user).unwrap())
+        .unwrap();
+}

@@ -1,0 +1,248 @@
+//! Hostile and malformed input gets a clear 4xx JSON error, never a 500,
+//! and never changes stored data.
+
+mod common;
+
+use common::*;
+use http::Method;
+use serde_json::json;
+
+fn post_raw(app: &TestApp, path: &str, content_type: Option<&str>, body: &[u8]) -> TestResponse {
+    let mut req = app.request(Method::POST, path, "192.0.2.1");
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    app.send(req.body(body.to_vec()).unwrap())
+}
+
+#[test]
+fn malformed_json_is_invalid_json() {
+    let app = TestApp::new();
+    for path in ["/auth/register", "/auth/login"] {
+        for body in [&b"{"[..], b"", b"{\"username\": }", b"\xff\xfe", b"nul"] {
+            assert_error(
+                &post_raw(&app, path, Some("application/json"), body),
+                400,
+                "invalid_json",
+            );
+        }
+    }
+}
+
+#[test]
+fn non_object_json_is_a_validation_error() {
+    let app = TestApp::new();
+    for body in ["[]", "\"alice\"", "42", "null"] {
+        let res = post_raw(
+            &app,
+            "/auth/login",
+            Some("application/json"),
+            body.as_bytes(),
+        );
+        assert_error(&res, 400, "validation_error");
+    }
+}
+
+#[test]
+fn post_without_json_content_type_is_415() {
+    let app = TestApp::new();
+    let body = json!({"username": "alice", "password": PASSWORD}).to_string();
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("application/jsonp"),
+    ] {
+        for path in ["/auth/register", "/auth/login"] {
+            assert_error(
+                &post_raw(&app, path, ct, body.as_bytes()),
+                415,
+                "unsupported_media_type",
+            );
+        }
+    }
+    let with_charset = post_raw(
+        &app,
+        "/auth/register",
+        Some("Application/JSON; charset=utf-8"),
+        body.as_bytes(),
+    );
+    assert_eq!(with_charset.status, 201);
+}
+
+#[test]
+fn bodies_over_16_kib_are_413() {
+    let app = TestApp::new();
+    let filler = "x".repeat(16 * 1024);
+    let body = json!({"username": "alice", "password": PASSWORD, "pad": filler}).to_string();
+    assert_error(
+        &post_raw(
+            &app,
+            "/auth/register",
+            Some("application/json"),
+            body.as_bytes(),
+        ),
+        413,
+        "payload_too_large",
+    );
+    // Exactly 16 KiB of (invalid) JSON is within the limit.
+    let at_limit = vec![b' '; 16 * 1024];
+    assert_error(
+        &post_raw(&app, "/auth/login", Some("application/json"), &at_limit),
+        400,
+        "invalid_json",
+    );
+}
+
+#[test]
+fn missing_or_mistyped_fields_name_the_field() {
+    let app = TestApp::new();
+    let cases = [
+        (json!({"password": PASSWORD}), "username"),
+        (json!({"username": "alice"}), "password"),
+        (json!({"username": 42, "password": PASSWORD}), "username"),
+        (json!({"username": "alice", "password": ["x"]}), "password"),
+        (
+            json!({"username": "alice", "password": PASSWORD, "role": 1}),
+            "role",
+        ),
+    ];
+    for (body, field) in cases {
+        let res = app.post_json("/auth/register", &body, "192.0.2.1");
+        assert_error(&res, 400, "validation_error");
+        assert!(
+            res.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(field),
+            "{}",
+            res.body
+        );
+    }
+    let res = app.post_json("/auth/login", &json!({"username": "alice"}), "192.0.2.1");
+    assert_error(&res, 400, "validation_error");
+}
+
+#[test]
+fn unknown_fields_are_rejected() {
+    let app = TestApp::new();
+    let res = app.post_json(
+        "/auth/register",
+        &json!({"username": "alice", "password": PASSWORD, "passwrod": "typo"}),
+        "192.0.2.1",
+    );
+    assert_error(&res, 400, "validation_error");
+    assert!(res.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("passwrod"));
+    let res = app.post_json(
+        "/auth/login",
+        &json!({"username": "alice", "password": PASSWORD, "role": "admin"}),
+        "192.0.2.1",
+    );
+    assert_error(&res, 400, "validation_error");
+}
+
+#[test]
+fn username_rules() {
+    let app = TestApp::new();
+    for bad in [
+        "ab",
+        &"x".repeat(33),
+        "has space",
+        "semi;colon",
+        "slash/",
+        "ünï",
+        "a\"b",
+        "new\nline",
+    ] {
+        let res = app.register(bad, PASSWORD);
+        assert_error(&res, 400, "validation_error");
+        assert!(res.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("username"));
+    }
+    for good in ["abc", "a.b-c_d", &"y".repeat(32)] {
+        assert_eq!(app.register(good, PASSWORD).status, 201, "{good}");
+    }
+}
+
+#[test]
+fn password_rules_count_characters_and_never_truncate() {
+    let app = TestApp::new();
+    assert_error(&app.register("shorty", "1234567"), 400, "validation_error");
+    assert_eq!(app.register("eight", "12345678").status, 201);
+    assert_eq!(app.register("unicode", "éééééééé").status, 201);
+    assert_eq!(app.register("longest", &"p".repeat(71)).status, 201);
+    let res = app.register("toolong", &"p".repeat(72));
+    assert_error(&res, 400, "validation_error");
+    assert!(res.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("password"));
+
+    // Two passwords sharing their first 71 bytes are different passwords.
+    let long = "q".repeat(71);
+    assert_eq!(app.register("sharer", &long).status, 201);
+    let mut almost = "q".repeat(70);
+    almost.push('r');
+    assert_error(&app.login("sharer", &almost), 401, "invalid_credentials");
+    // A 72-byte login password is refused outright, not cut to 71 and accepted.
+    assert_error(
+        &app.login("sharer", &"q".repeat(72)),
+        400,
+        "validation_error",
+    );
+    assert_eq!(app.login("sharer", &long).status, 200);
+}
+
+#[test]
+fn any_other_role_is_400() {
+    let app = TestApp::new();
+    for role in ["superuser", "Admin", "", "root"] {
+        let res = app.post_json(
+            "/auth/register",
+            &json!({"username": "alice", "password": PASSWORD, "role": role}),
+            "192.0.2.1",
+        );
+        assert_error(&res, 400, "validation_error");
+    }
+}
+
+#[test]
+fn bad_input_never_changes_stored_data() {
+    let app = TestApp::new();
+    app.register("alice", PASSWORD);
+    let before = app.store.len();
+    post_raw(
+        &app,
+        "/auth/register",
+        Some("application/json"),
+        b"{\"username\":\"alice\",",
+    );
+    app.post_json(
+        "/auth/register",
+        &json!({"username": "alice", "password": 1}),
+        "192.0.2.1",
+    );
+    post_raw(&app, "/auth/register", Some("text/plain"), b"x");
+    assert_eq!(app.store.len(), before);
+    assert_eq!(app.login("alice", PASSWORD).status, 200);
+}
+
+#[test]
+fn errors_never_echo_what_the_client_sent() {
+    let app = TestApp::new();
+    let secret = "hunter2 very secret";
+    let res = app.post_json(
+        "/auth/register",
+        &json!({"username": secret, "password": secret}),
+        "192.0.2.1",
+    );
+    assert_eq!(res.status, 400);
+    assert!(!String::from_utf8_lossy(&res.raw).contains(secret));
+    let res = app.login("nobody", secret);
+    assert!(!String::from_utf8_lossy(&res.raw).contains(secret));
+}

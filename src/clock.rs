@@ -29,7 +29,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to; `pause` advances it.
+/// A clock that only moves when told to. `pause` advances it and also
+/// yields for real, since what a pause waits for is another thread.
 pub struct ManualClock(AtomicU64);
 
 impl ManualClock {
@@ -53,5 +54,6 @@ impl Clock for ManualClock {
 
     fn pause(&self, ms: u64) {
         self.advance_ms(ms);
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }

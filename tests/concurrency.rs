@@ -58,7 +58,9 @@ fn twenty_simultaneous_registrations_of_one_name_give_exactly_one_201() {
 
 #[test]
 fn fifty_parallel_wrong_passwords_get_at_most_five_password_checks() {
-    let app = TestApp::new();
+    // Real bcrypt cost, so that every attempt is in flight before the first
+    // check ends: the limit must come from the tickets, not from timing.
+    let app = TestApp::with_vars(&[("bcrypt_cost", "10")]);
     app.register("victim", PASSWORD);
     let statuses = in_parallel(50, |i| {
         app.login_from("victim", "wrong password", &format!("10.3.0.{i}"))

@@ -61,7 +61,7 @@ impl Outcome {
 }
 
 /// Where audit lines go: stdout in the component, a buffer in tests.
-pub trait AuditSink: Send + Sync {
+pub trait AuditSink {
     fn write_line(&self, line: &str);
 }
 

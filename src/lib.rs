@@ -39,9 +39,11 @@ mod component {
     #[spin_sdk::http_component]
     async fn handle(req: IncomingRequest) -> http::Response<Vec<u8>> {
         let mut builder = http::Request::builder()
+            // Spin only delivers valid method tokens; were one not, CONNECT
+            // matches no route, so it gets a 404 or 405, never a handler.
             .method(
                 http::Method::from_bytes(req.method().to_string().as_bytes())
-                    .unwrap_or(http::Method::GET),
+                    .unwrap_or(http::Method::CONNECT),
             )
             .uri(req.path_with_query().unwrap_or_else(|| "/".into()));
         for (name, value) in req.headers().entries() {

@@ -11,18 +11,18 @@ use crate::security::guards::{require_admin, require_user, AdminUser, AuthUser};
 use crate::security::{random_bytes, to_hex};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
-type Outcome_ = Result<Reply, ApiError>;
+type HandlerResult = Result<Reply, ApiError>;
 
 /// What a route needs before its handler runs.
 enum Handler {
     /// No guard; the handler reads the body itself.
-    Public(fn(&Ctx, &HeaderMap, &[u8]) -> Outcome_),
+    Public(fn(&Ctx, &HeaderMap, &[u8]) -> HandlerResult),
     /// No guard and no body.
-    Plain(fn(&Ctx) -> Outcome_),
+    Plain(fn(&Ctx) -> HandlerResult),
     /// A valid Bearer token of an existing user.
-    User(fn(&Ctx, AuthUser) -> Outcome_),
+    User(fn(&Ctx, AuthUser) -> HandlerResult),
     /// As `User`, and the user's stored role is admin.
-    Admin(fn(&Ctx, AdminUser) -> Outcome_),
+    Admin(fn(&Ctx, AdminUser) -> HandlerResult),
 }
 
 struct Route {
@@ -112,7 +112,13 @@ pub fn handle(req: Request<Vec<u8>>, services: Services) -> Response<Vec<u8>> {
     }
 }
 
-fn dispatch(ctx: &Ctx, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Outcome_ {
+fn dispatch(
+    ctx: &Ctx,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> HandlerResult {
     let on_path: Vec<&Route> = ROUTES.iter().filter(|r| r.path == path).collect();
     let route = match on_path.iter().find(|r| r.method == method) {
         Some(route) => route,

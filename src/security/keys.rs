@@ -66,8 +66,9 @@ pub fn load_with(ctx: &Ctx, extra: &[String]) -> Result<(Keys, Values), ApiError
     let mut wanted = Vec::with_capacity(extra.len() + 1);
     wanted.push(STORED_KEY.to_owned());
     wanted.extend_from_slice(extra);
-    let mut values = ctx.store.get_many(&wanted)?;
-    let stored = values.remove(0);
+    let mut values = ctx.store.get_many(&wanted)?.into_iter();
+    let stored = values.next().flatten();
+    let values = values.collect();
     let secret = match stored {
         Some(bytes) => bytes,
         None => create_or_wait(ctx)?,

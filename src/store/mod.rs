@@ -17,7 +17,7 @@ use anyhow::Result;
 
 /// The store operations the service needs. Each call is a host round trip in
 /// Spin, so callers keep them few (see the per-route budgets in the README).
-pub trait KeyValue: Send + Sync {
+pub trait KeyValue {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Values for several keys in one round trip, in the order asked.
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>>;

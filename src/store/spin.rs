@@ -29,11 +29,6 @@ impl SpinStore {
     }
 }
 
-// A Wasm instance is single-threaded: the component never shares the store
-// across threads, but the trait is also used by the threaded native tests.
-unsafe impl Send for SpinStore {}
-unsafe impl Sync for SpinStore {}
-
 impl KeyValue for SpinStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.bucket()?.get(key).map_err(|e| anyhow!("get: {e:?}"))

@@ -14,6 +14,7 @@ fn eventful_app() -> (TestApp, String) {
     let app = TestApp::new();
     app.register("alice", PASSWORD);
     app.register("alice", PASSWORD); // taken
+    app.register("x", PASSWORD); // invalid
     app.register_admin("root");
     let admin = app.login("root", PASSWORD).token();
     let user = app.login("alice", PASSWORD).token();
@@ -124,6 +125,18 @@ fn no_password_hash_or_token_ever_reaches_the_log() {
     }
     let signature = token.rsplit('.').next().unwrap();
     assert!(!log.contains(signature));
+}
+
+#[test]
+fn registration_failures_say_why() {
+    let (app, _) = eventful_app();
+    let reasons: Vec<String> = app
+        .events_named("registration")
+        .iter()
+        .filter(|e| e["outcome"] == "failure")
+        .map(|e| e["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons, ["username taken", "validation_error"]);
 }
 
 #[test]

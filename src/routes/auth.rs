@@ -18,13 +18,9 @@ pub const BOOTSTRAP_HEADER: &str = "x-bootstrap-token";
 
 /// POST /auth/register
 pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiError> {
-    let mut fields = json_fields(headers, body)?.only(&["username", "password", "role"])?;
-    let username = Username::parse(&fields.string("username")?).map_err(invalid)?;
-    let password = Password::parse(fields.string("password")?).map_err(invalid)?;
-    let role = match fields.optional_string("role")? {
-        None => Role::User,
-        Some(raw) => Role::parse(&raw).map_err(invalid)?,
-    };
+    let (username, password, role) = parse_registration(headers, body).inspect_err(|e| {
+        ctx.audit(Event::Registration, Outcome::Failure, None, Some(e.code()));
+    })?;
     let refuse = |reason: &str| {
         ctx.audit(
             Event::Registration,
@@ -98,6 +94,20 @@ pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Ap
             "user": { "username": username.as_str(), "role": role.as_str() },
         }),
     })
+}
+
+fn parse_registration(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Username, Password, Role), ApiError> {
+    let mut fields = json_fields(headers, body)?.only(&["username", "password", "role"])?;
+    let username = Username::parse(&fields.string("username")?).map_err(invalid)?;
+    let password = Password::parse(fields.string("password")?).map_err(invalid)?;
+    let role = match fields.optional_string("role")? {
+        None => Role::User,
+        Some(raw) => Role::parse(&raw).map_err(invalid)?,
+    };
+    Ok((username, password, role))
 }
 
 /// Creating an admin needs the bootstrap token or an admin's Bearer token.

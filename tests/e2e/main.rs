@@ -1,0 +1,414 @@
+//! The built `.wasm` over real HTTP: every case runs under the wasmtime test
+//! host (`tests/host`), and again under `spin up` when the Spin CLI is on
+//! `PATH` (otherwise those cases print that they were skipped).
+//!
+//! The first test to run builds the component and the host (cargo rebuilds
+//! only what is stale), so a fresh clone needs nothing but `cargo test`.
+
+mod harness;
+
+use harness::*;
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Barrier;
+
+const PASSWORD: &str = "correct horse battery";
+const BOOTSTRAP: &str = "e2e-bootstrap-token-0123456789";
+
+/// Each case as a test under both runtimes.
+macro_rules! e2e {
+    ($($case:ident),* $(,)?) => {
+        mod test_host {
+            $( #[test] fn $case() { super::$case(super::Runtime::TestHost) } )*
+        }
+        mod spin_up {
+            $( #[test] fn $case() {
+                if super::spin_available(stringify!($case)) { super::$case(super::Runtime::Spin) }
+            } )*
+        }
+    };
+}
+
+e2e!(
+    documented_flow_with_admin_bootstrap,
+    every_error_code_over_http,
+    security_headers_on_every_response,
+    login_rate_limit_is_per_client_address,
+    client_sent_spin_client_addr_does_not_escape_the_limit,
+    lockout_answers_the_same_for_unknown_users,
+    tokens_and_users_survive_a_restart,
+    audit_lines_are_json_without_secrets,
+    twenty_parallel_registrations_of_one_name_give_one_201,
+    fifty_parallel_wrong_passwords_give_at_most_five_401,
+    thirty_parallel_logins_from_one_address_let_five_past,
+);
+
+fn start(rt: Runtime, vars: &[(&str, &str)]) -> (State, Server) {
+    let state = State::new();
+    let server = Server::start(rt, &state, vars);
+    (state, server)
+}
+
+/// Runs `f(i)` on `n` threads released together.
+fn in_parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let barrier = Barrier::new(n);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (f, barrier) = (&f, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn documented_flow_with_admin_bootstrap(rt: Runtime) {
+    let (_state, server) = start(rt, &[]);
+    let c = server.client();
+
+    let health = c.send(c.get("/health"));
+    assert_eq!(
+        (health.status, health.body.clone()),
+        (200, json!({"status": "ok"}))
+    );
+
+    let reg = c.register("alice", PASSWORD);
+    assert_eq!(reg.status, 201, "{}", reg.body);
+    assert_eq!(
+        reg.body,
+        json!({"message": "User registered successfully", "user": {"username": "alice", "role": "user"}})
+    );
+
+    let login = c.login("alice", PASSWORD);
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert_eq!(login.body["token_type"], "Bearer");
+    assert_eq!(login.body["expires_in"], 900);
+    let token = login.token();
+
+    let protected = c.get_with_token("/auth/protected", &token);
+    assert_eq!(
+        protected.body,
+        json!({"message": "Access granted", "user": {"username": "alice", "role": "user"}})
+    );
+    assert_error(
+        &c.get_with_token("/admin/dashboard", &token),
+        403,
+        "forbidden",
+    );
+
+    // Bootstrap the first admin, then let it create another.
+    let admin_reg = c.send(
+        c.post("/auth/register")
+            .header("content-type", "application/json")
+            .header("x-bootstrap-token", BOOTSTRAP)
+            .body(json!({"username": "root", "password": PASSWORD, "role": "admin"}).to_string()),
+    );
+    assert_eq!(admin_reg.status, 201, "{}", admin_reg.body);
+    let admin = c.login("root", PASSWORD).token();
+    let second = c.send(
+        c.post("/auth/register")
+            .header("content-type", "application/json")
+            .bearer_auth(&admin)
+            .body(json!({"username": "root2", "password": PASSWORD, "role": "admin"}).to_string()),
+    );
+    assert_eq!(second.status, 201, "{}", second.body);
+
+    let dash = c.get_with_token("/admin/dashboard", &admin);
+    assert_eq!(dash.status, 200, "{}", dash.body);
+    assert_eq!(dash.body["message"], "Welcome to the admin dashboard");
+    let stats = &dash.body["stats"];
+    assert_eq!(
+        (stats["users"].clone(), stats["admins"].clone()),
+        (json!(3), json!(2))
+    );
+    assert_eq!(stats["successful_logins"], 2);
+}
+
+fn every_error_code_over_http(rt: Runtime) {
+    let (_state, server) = start(rt, &[]);
+    let c = server.client();
+    c.register("alice", PASSWORD);
+
+    let raw = |ct: &str, body: &str| {
+        c.send(
+            c.post("/auth/login")
+                .header("content-type", ct)
+                .body(body.to_owned()),
+        )
+    };
+    assert_error(&raw("application/json", "{"), 400, "invalid_json");
+    assert_error(
+        &raw("application/json", r#"{"username": "alice"}"#),
+        400,
+        "validation_error",
+    );
+    assert_error(&raw("text/plain", "{}"), 415, "unsupported_media_type");
+    let big = format!(
+        r#"{{"username": "alice", "password": "{}"}}"#,
+        "x".repeat(64 * 1024)
+    );
+    assert_error(&raw("application/json", &big), 413, "payload_too_large");
+    assert_error(
+        &c.login("alice", "wrong password"),
+        401,
+        "invalid_credentials",
+    );
+    assert_error(&c.register("alice", PASSWORD), 409, "username_taken");
+    let forbidden = c.post_json(
+        "/auth/register",
+        &json!({"username": "eve", "password": PASSWORD, "role": "admin"}),
+    );
+    assert_error(&forbidden, 403, "forbidden");
+
+    let missing = c.send(c.get("/auth/protected"));
+    assert_error(&missing, 401, "missing_token");
+    assert!(missing.header("www-authenticate").starts_with("Bearer"));
+    let invalid = c.get_with_token("/auth/protected", "not.a.token");
+    assert_error(&invalid, 401, "invalid_token");
+    assert!(invalid.header("www-authenticate").contains("invalid_token"));
+
+    assert_error(&c.send(c.get("/no/such/path")), 404, "not_found");
+    let wrong_method = c.send(c.get("/auth/login"));
+    assert_error(&wrong_method, 405, "method_not_allowed");
+    assert_eq!(wrong_method.header("allow"), "POST");
+
+    // Lockout (423) and rate limit (429), from distinct addresses.
+    for i in 0..5 {
+        server.client_from(10 + i).login("alice", "wrong password");
+    }
+    let locked = server.client_from(20).login("alice", PASSWORD);
+    assert_error(&locked, 423, "account_locked");
+    assert!(locked.header("retry-after").parse::<u64>().unwrap() > 0);
+    let hammer = server.client_from(30);
+    for _ in 0..5 {
+        hammer.login("nobody1", "wrong password");
+    }
+    let limited = hammer.login("nobody2", "wrong password");
+    assert_error(&limited, 429, "rate_limited");
+    assert!(limited.header("retry-after").parse::<u64>().unwrap() > 0);
+
+    // Bad configuration fails closed: 500 with nothing leaked.
+    drop(server);
+    let (_state, broken) = start(rt, &[("jwt_secret", "too-short")]);
+    let res = broken.client().register("alice", PASSWORD);
+    assert_error(&res, 500, "internal_error");
+    assert!(!String::from_utf8_lossy(&res.raw).contains("too-short"));
+}
+
+fn security_headers_on_every_response(rt: Runtime) {
+    let (_state, server) = start(rt, &[]);
+    let c = server.client();
+    let responses = [
+        c.send(c.get("/health")),
+        c.send(c.get("/nope")),
+        c.send(c.get("/auth/protected")),
+        c.register("alice", PASSWORD),
+        c.login("alice", "wrong password"),
+    ];
+    let mut ids = HashSet::new();
+    for res in &responses {
+        assert_eq!(res.header("content-type"), "application/json");
+        assert_eq!(res.header("cache-control"), "no-store");
+        assert_eq!(res.header("x-content-type-options"), "nosniff");
+        assert!(ids.insert(res.header("x-request-id").to_owned()));
+    }
+}
+
+fn login_rate_limit_is_per_client_address(rt: Runtime) {
+    let (_state, server) = start(rt, &[]);
+    let a = server.client_from(41);
+    for i in 0..5 {
+        assert_error(
+            &a.login(&format!("ghost{i}"), "wrong password"),
+            401,
+            "invalid_credentials",
+        );
+    }
+    assert_error(&a.login("ghost5", "wrong password"), 429, "rate_limited");
+    let b = server.client_from(42);
+    assert_error(
+        &b.login("ghost6", "wrong password"),
+        401,
+        "invalid_credentials",
+    );
+}
+
+fn client_sent_spin_client_addr_does_not_escape_the_limit(rt: Runtime) {
+    let (_state, server) = start(rt, &[]);
+    let c = server.client_from(43);
+    let spoofed = |i: u32| {
+        c.send(
+            c.post("/auth/login")
+                .header("content-type", "application/json")
+                .header("spin-client-addr", format!("10.9.9.{i}:1234"))
+                .body(
+                    json!({"username": format!("ghost{i}"), "password": "wrong password"})
+                        .to_string(),
+                ),
+        )
+    };
+    for i in 0..5 {
+        assert_eq!(spoofed(i).status, 401);
+    }
+    assert_error(&spoofed(99), 429, "rate_limited");
+}
+
+fn lockout_answers_the_same_for_unknown_users(rt: Runtime) {
+    let (_state, server) = start(rt, &[]);
+    server.client().register("alice", PASSWORD);
+    let attempts = |user: &str, first_octet: u8| -> Vec<Reply> {
+        (0..6)
+            .map(|i| {
+                server
+                    .client_from(first_octet + i)
+                    .login(user, "wrong password")
+            })
+            .collect()
+    };
+    let known = attempts("alice", 50);
+    let unknown = attempts("mallory", 60);
+    for (k, u) in known.iter().zip(&unknown) {
+        assert_eq!(k.status, u.status);
+        assert_eq!(k.raw, u.raw);
+    }
+    assert_eq!(known[4].status, 401);
+    assert_eq!(known[5].status, 423);
+    assert_error(
+        &server.client_from(70).login("alice", PASSWORD),
+        423,
+        "account_locked",
+    );
+}
+
+fn tokens_and_users_survive_a_restart(rt: Runtime) {
+    let state = State::new();
+    let server = Server::start(rt, &state, &[]);
+    let c = server.client();
+    c.register("alice", PASSWORD);
+    let token = c.login("alice", PASSWORD).token();
+    for i in 0..5 {
+        server.client_from(80 + i).login("bob", "wrong password");
+    }
+    server.stop();
+
+    let server = Server::start(rt, &state, &[]);
+    let c = server.client();
+    assert_eq!(
+        c.get_with_token("/auth/protected", &token).status,
+        200,
+        "same signing key"
+    );
+    assert_eq!(c.login("alice", PASSWORD).status, 200, "same users");
+    assert_error(&c.register("alice", PASSWORD), 409, "username_taken");
+    assert_error(
+        &server.client_from(90).login("bob", "wrong password"),
+        423,
+        "account_locked",
+    );
+}
+
+fn audit_lines_are_json_without_secrets(rt: Runtime) {
+    let (_state, server) = start(rt, &[]);
+    let c = server.client();
+    c.register("alice", PASSWORD);
+    let token = c.login("alice", PASSWORD).token();
+    c.login("alice", "wrong password");
+    c.get_with_token("/auth/protected", &token);
+    c.get_with_token("/auth/protected", "bad.token.here");
+    c.get_with_token("/admin/dashboard", &token);
+
+    let events = server.audit();
+    let names: HashSet<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    for name in [
+        "registration",
+        "login_success",
+        "login_failure",
+        "token_rejected",
+        "access_denied",
+    ] {
+        assert!(names.contains(name), "no {name} in {names:?}");
+    }
+    for e in &events {
+        for field in [
+            "ts",
+            "event",
+            "outcome",
+            "client_ip",
+            "request_id",
+            "method",
+            "path",
+        ] {
+            assert!(e.get(field).is_some(), "{field} missing: {e}");
+        }
+        assert_eq!(e["client_ip"], "127.0.0.1", "{e}");
+    }
+    let log = server.stdout_lines().concat();
+    for secret in [PASSWORD, "wrong password", &token, "$2b$", BOOTSTRAP] {
+        assert!(!log.contains(secret), "{secret} in the audit log");
+    }
+}
+
+fn twenty_parallel_registrations_of_one_name_give_one_201(rt: Runtime) {
+    let (_state, server) = start(rt, &[]);
+    let statuses = in_parallel(20, |i| {
+        server
+            .client_from(100 + i as u8)
+            .register("samename", &format!("password-{i}"))
+            .status
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        19,
+        "{statuses:?}"
+    );
+}
+
+fn fifty_parallel_wrong_passwords_give_at_most_five_401(rt: Runtime) {
+    // Real bcrypt cost, so the attempts overlap in time.
+    let (_state, server) = start(rt, &[("bcrypt_cost", "10")]);
+    server.client().register("victim", PASSWORD);
+    let statuses = in_parallel(50, |i| {
+        server
+            .client_from(150 + i as u8)
+            .login("victim", "wrong password")
+            .status
+    });
+    // Exactly five tickets get a password check; every other attempt is 423.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 423).count(),
+        45,
+        "{statuses:?}"
+    );
+}
+
+fn thirty_parallel_logins_from_one_address_let_five_past(rt: Runtime) {
+    let (_state, server) = start(rt, &[]);
+    server.client_from(2).register("alice", PASSWORD);
+    let statuses = in_parallel(30, |_| {
+        server.client_from(3).login("alice", PASSWORD).status
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        25,
+        "{statuses:?}"
+    );
+}

@@ -1,0 +1,67 @@
+//! `spin-test-host`: serve a Spin component by hand, like `spin up`.
+//!
+//! ```text
+//! spin-test-host --wasm X --manifest spin.toml --store FILE [--listen 127.0.0.1:3000]
+//!                [--var name=value]... [--component ID] [--cache-dir DIR] [--workers N]
+//! ```
+//! The component's stdout goes to this process's stdout, its stderr and the
+//! host's own messages to stderr. Stop with Ctrl-C.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use spin_test_host::{HostConfig, RunningHost};
+
+const USAGE: &str = "usage: spin-test-host --wasm FILE --manifest spin.toml --store FILE \
+[--listen ADDR] [--var name=value]... [--component ID] [--cache-dir DIR] [--workers N]";
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<HostConfig> {
+    let mut wasm = None;
+    let mut manifest = None;
+    let mut store = None;
+    let mut cfg = HostConfig::new("", "", "");
+    cfg.bind = "127.0.0.1:3000".parse()?;
+    cfg.echo_output = true;
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--wasm" => wasm = Some(PathBuf::from(value()?)),
+            "--manifest" => manifest = Some(PathBuf::from(value()?)),
+            "--store" => store = Some(PathBuf::from(value()?)),
+            "--listen" => cfg.bind = value()?.parse().context("--listen")?,
+            "--component" => cfg.component = Some(value()?),
+            "--cache-dir" => cfg.cache_dir = Some(PathBuf::from(value()?)),
+            "--workers" => cfg.workers = value()?.parse().context("--workers")?,
+            "--var" => {
+                let pair = value()?;
+                let (name, val) = pair
+                    .split_once('=')
+                    .with_context(|| format!("--var {pair}: expected name=value"))?;
+                cfg.variables.insert(name.to_string(), val.to_string());
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    cfg.wasm = wasm.context("--wasm is required")?;
+    cfg.manifest = manifest.context("--manifest is required")?;
+    cfg.store_path = store.context("--store is required")?;
+    Ok(cfg)
+}
+
+fn main() {
+    let host = match parse_args(std::env::args().skip(1)).and_then(RunningHost::start) {
+        Ok(host) => host,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!("Serving http://{}", host.addr);
+    loop {
+        std::thread::park();
+    }
+}

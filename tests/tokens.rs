@@ -248,7 +248,7 @@ fn the_stored_role_decides_not_the_token() {
     let app = TestApp::new();
     let token = app.admin_token("root");
     assert_eq!(app.get("/admin/dashboard", Some(&token)).status, 200);
-    set_role(&app.store, "root", Role::User);
+    app.edit_user("root", |u| u.role = Role::User);
     assert_error(&app.get("/admin/dashboard", Some(&token)), 403, "forbidden");
     let res = app.get("/auth/protected", Some(&token));
     assert_eq!(res.body["user"]["role"], "user");
@@ -264,12 +264,8 @@ fn the_stored_role_decides_not_the_token() {
 fn tokens_issued_before_tokens_valid_after_are_refused() {
     let app = TestApp::new();
     let token = app.user_token("alice");
-    let key = User::key(&Username::parse("alice").unwrap());
-    let mut user: User = serde_json::from_slice(&app.store.get(&key).unwrap().unwrap()).unwrap();
-    user.tokens_valid_after = app.clock.now_secs() + 1;
-    app.store
-        .set(&key, &serde_json::to_vec(&user).unwrap())
-        .unwrap();
+    let later = app.clock.now_secs() + 1;
+    app.edit_user("alice", |u| u.tokens_valid_after = later);
     assert_error(
         &app.get("/auth/protected", Some(&token)),
         401,
@@ -312,13 +308,4 @@ fn a_short_jwt_secret_fails_closed() {
     assert!(!app.audit.lines().concat().contains("short-secret"));
     assert_eq!(app.get("/health", None).status, 500);
     assert!(MemoryStore::is_empty(&app.store));
-}
-
-fn set_role(store: &MemoryStore, name: &str, role: Role) {
-    let key = User::key(&Username::parse(name).unwrap());
-    let mut user: User = serde_json::from_slice(&store.get(&key).unwrap().unwrap()).unwrap();
-    user.role = role;
-    store
-        .set(&key, &serde_json::to_vec(&user).unwrap())
-        .unwrap();
 }

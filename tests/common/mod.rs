@@ -6,10 +6,12 @@ use http::{HeaderMap, Method, Request};
 use secure_backend::audit::Recorder;
 use secure_backend::clock::ManualClock;
 use secure_backend::context::Services;
+use secure_backend::domain::{User, Username};
 use secure_backend::router;
-use secure_backend::store::MemoryStore;
+use secure_backend::store::{KeyValue, MemoryStore};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::Barrier;
 
 /// 2026-11-27T00:00:00Z
 pub const START_MS: u64 = 1_795_737_600_000;
@@ -206,4 +208,34 @@ pub fn assert_error(res: &TestResponse, status: u16, code: &str) {
     );
     assert_eq!(error.len(), 2, "only code and message: {}", res.body);
     assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+/// Runs `f(i)` on `n` threads released at once, and returns the results.
+pub fn in_parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let barrier = Barrier::new(n);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (f, barrier) = (&f, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+impl TestApp {
+    /// Rewrites a stored user record, as an admin tool or a later feature would.
+    pub fn edit_user(&self, name: &str, edit: impl FnOnce(&mut User)) {
+        let key = User::key(&Username::parse(name).unwrap());
+        let mut user: User =
+            serde_json::from_slice(&self.store.get(&key).unwrap().unwrap()).unwrap();
+        edit(&mut user);
+        self.store
+            .set(&key, &serde_json::to_vec(&user).unwrap())
+            .unwrap();
+    }
 }

@@ -5,12 +5,15 @@
 //! The first test to run builds the component and the host (cargo rebuilds
 //! only what is stale), so a fresh clone needs nothing but `cargo test`.
 
+// Shared with the router-level tests: `in_parallel`.
+#[path = "../common/mod.rs"]
+mod common;
 mod harness;
 
+use common::in_parallel;
 use harness::*;
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::Barrier;
 
 const PASSWORD: &str = "correct horse battery";
 const BOOTSTRAP: &str = "e2e-bootstrap-token-0123456789";
@@ -47,23 +50,6 @@ fn start(rt: Runtime, vars: &[(&str, &str)]) -> (State, Server) {
     let state = State::new();
     let server = Server::start(rt, &state, vars);
     (state, server)
-}
-
-/// Runs `f(i)` on `n` threads released together.
-fn in_parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let barrier = Barrier::new(n);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|i| {
-                let (f, barrier) = (&f, &barrier);
-                s.spawn(move || {
-                    barrier.wait();
-                    f(i)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
 }
 
 fn documented_flow_with_admin_bootstrap(rt: Runtime) {

@@ -64,6 +64,23 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Every variable the service reads. Each must be declared in `spin.toml`
+/// and mapped into the component, or Spin answers "undefined" and the
+/// default would silently apply (a test checks the manifest).
+pub const VARIABLES: [&str; 11] = [
+    "jwt_secret",
+    "admin_bootstrap_token",
+    "bcrypt_cost",
+    "token_ttl_seconds",
+    "login_rate_limit",
+    "login_rate_window_seconds",
+    "register_rate_limit",
+    "register_rate_window_seconds",
+    "lockout_threshold",
+    "lockout_duration_seconds",
+    "client_ip_header",
+];
+
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 pub const MIN_BOOTSTRAP_TOKEN_BYTES: usize = 16;
 
@@ -124,6 +141,25 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// Reads every variable through a recorder, to check the list above.
+    #[test]
+    fn variables_lists_every_name_read() {
+        struct Recorder(std::cell::RefCell<Vec<String>>);
+        impl Variables for Recorder {
+            fn get(&self, name: &str) -> Option<String> {
+                self.0.borrow_mut().push(name.to_owned());
+                None
+            }
+        }
+        let recorder = Recorder(Default::default());
+        Config::load(&recorder).unwrap();
+        let mut read = recorder.0.into_inner();
+        read.sort();
+        let mut listed = VARIABLES.map(String::from).to_vec();
+        listed.sort();
+        assert_eq!(read, listed);
     }
 
     #[test]

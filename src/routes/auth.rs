@@ -4,6 +4,7 @@ use crate::body::json_fields;
 use crate::context::Ctx;
 use crate::domain::{Password, Role, User, Username};
 use crate::error::ApiError;
+use crate::security::client_ip::rate_limit_key;
 use crate::security::guards::{self, AuthUser};
 use crate::security::lockout::{self, Refusal};
 use crate::security::rate_limit::{self, Decision};
@@ -37,7 +38,7 @@ pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Ap
         ctx.store,
         &keys,
         "register",
-        &ctx.meta.client_ip,
+        &rate_limit_key(&ctx.meta.client_ip),
         policy,
         now_ms,
     )? {
@@ -147,7 +148,7 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
     };
 
     let now_ms = ctx.clock.now_ms();
-    let ip = &ctx.meta.client_ip;
+    let ip = &rate_limit_key(&ctx.meta.client_ip);
     if let Decision::Limited { retry_after } =
         rate_limit::attempt(ctx.store, &keys, "login", ip, ctx.config.login_rate, now_ms)?
     {

@@ -23,6 +23,23 @@ pub fn client_ip(headers: &HeaderMap, header: Option<&http::HeaderName>) -> Stri
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The unit a per-client rate limit counts: the address itself for IPv4, but
+/// the whole /64 for IPv6, since one subscriber usually holds a /64 and could
+/// otherwise pick a fresh address for every attempt.
+pub fn rate_limit_key(client_ip: &str) -> String {
+    match client_ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
+        _ => client_ip.to_owned(),
+    }
+}
+
 fn parse_ip(raw: &str) -> Option<IpAddr> {
     raw.parse::<SocketAddr>()
         .map(|s| s.ip())
@@ -66,6 +83,16 @@ mod tests {
             (SPIN_CLIENT_ADDR, "10.0.0.1:5"),
         ]);
         assert_eq!(client_ip(&h, Some(&proxy)), "203.0.113.7");
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_per_64() {
+        assert_eq!(rate_limit_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(rate_limit_key("2001:db8:1:2:ffff::9"), "2001:db8:1:2::/64");
+        assert_eq!(rate_limit_key("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+        assert_eq!(rate_limit_key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(rate_limit_key("192.0.2.1"), "192.0.2.1");
+        assert_eq!(rate_limit_key("unknown"), "unknown");
     }
 
     #[test]

@@ -21,4 +21,12 @@ impl User {
     pub fn key(username: &Username) -> String {
         format!("user:{username}")
     }
+
+    /// The user in a record read from the store, if there was one.
+    pub fn from_record(record: Option<Vec<u8>>) -> anyhow::Result<Option<User>> {
+        use anyhow::Context as _;
+        record
+            .map(|bytes| serde_json::from_slice(&bytes).context("decode user record"))
+            .transpose()
+    }
 }

@@ -1,14 +1,16 @@
 use super::Reply;
 use crate::audit::{Event, Outcome};
 use crate::body::json_fields;
+use crate::config::RatePolicy;
 use crate::context::Ctx;
 use crate::domain::{Password, Role, User, Username};
 use crate::error::ApiError;
 use crate::security::client_ip::rate_limit_key;
 use crate::security::guards::{self, AuthUser};
+use crate::security::keys::{self, Keys};
 use crate::security::lockout::{self, Refusal};
 use crate::security::rate_limit::{self, Decision};
-use crate::security::{keys, passwords, tokens};
+use crate::security::{passwords, tokens};
 use crate::stats::{self, Counter};
 use anyhow::Context as _;
 use http::{HeaderMap, StatusCode};
@@ -32,25 +34,7 @@ pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Ap
     };
 
     let keys = keys::load(ctx)?;
-    let policy = ctx.config.register_rate;
-    let now_ms = ctx.clock.now_ms();
-    if let Decision::Limited { retry_after } = rate_limit::attempt(
-        ctx.store,
-        &keys,
-        "register",
-        &rate_limit_key(&ctx.meta.client_ip),
-        policy,
-        now_ms,
-    )? {
-        ctx.audit(
-            Event::RateLimited,
-            Outcome::Denied,
-            Some(username.as_str()),
-            Some("register"),
-        );
-        stats::bump(ctx.store, Counter::RateLimited)?;
-        return Err(ApiError::RateLimited { retry_after });
-    }
+    enforce_rate_limit(ctx, &keys, "register", ctx.config.register_rate, &username)?;
     if role == Role::Admin {
         if let Err(e) = authorize_admin_creation(ctx, headers) {
             refuse("admin role not authorized");
@@ -142,20 +126,10 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
 
     // One store call: the signing key and the user.
     let (keys, values) = keys::load_with(ctx, &[User::key(&username)])?;
-    let user: Option<User> = match values.into_iter().next().flatten() {
-        Some(bytes) => Some(serde_json::from_slice(&bytes).context("user record")?),
-        None => None,
-    };
+    let user = User::from_record(values.into_iter().next().flatten())?;
 
+    enforce_rate_limit(ctx, &keys, "login", ctx.config.login_rate, &username)?;
     let now_ms = ctx.clock.now_ms();
-    let ip = &rate_limit_key(&ctx.meta.client_ip);
-    if let Decision::Limited { retry_after } =
-        rate_limit::attempt(ctx.store, &keys, "login", ip, ctx.config.login_rate, now_ms)?
-    {
-        ctx.audit(Event::RateLimited, Outcome::Denied, name, Some("login"));
-        stats::bump(ctx.store, Counter::RateLimited)?;
-        return Err(ApiError::RateLimited { retry_after });
-    }
 
     // Known accounts are locked by name; unknown names share keyed slots, so
     // inventing names cannot grow the store. Both answer alike.
@@ -198,7 +172,7 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
             let locked = lockout::fail(ctx.store, ticket, policy, now_ms)?;
             stats::bump(ctx.store, Counter::LoginFailures)?;
             ctx.audit(Event::LoginFailure, Outcome::Failure, name, None);
-            if locked.is_some() {
+            if locked {
                 stats::bump(ctx.store, Counter::Lockouts)?;
                 ctx.audit(
                     Event::AccountLocked,
@@ -229,6 +203,32 @@ pub fn protected(_ctx: &Ctx, user: AuthUser) -> Result<Reply, ApiError> {
         "message": "Access granted",
         "user": { "username": user.username.as_str(), "role": user.role.as_str() },
     })))
+}
+
+/// Counts this attempt against the client's window in `scope`; refuses it
+/// (429, audited and counted) when the window is full.
+fn enforce_rate_limit(
+    ctx: &Ctx,
+    keys: &Keys,
+    scope: &'static str,
+    policy: RatePolicy,
+    username: &Username,
+) -> Result<(), ApiError> {
+    let client = rate_limit_key(&ctx.meta.client_ip);
+    let now_ms = ctx.clock.now_ms();
+    match rate_limit::attempt(ctx.store, keys, scope, &client, policy, now_ms)? {
+        Decision::Allowed => Ok(()),
+        Decision::Limited { retry_after } => {
+            ctx.audit(
+                Event::RateLimited,
+                Outcome::Denied,
+                Some(username.as_str()),
+                Some(scope),
+            );
+            stats::bump(ctx.store, Counter::RateLimited)?;
+            Err(ApiError::RateLimited { retry_after })
+        }
+    }
 }
 
 fn invalid(rule: &'static str) -> ApiError {

@@ -7,7 +7,6 @@ use crate::context::Ctx;
 use crate::domain::{Role, User, Username};
 use crate::error::ApiError;
 use crate::security::{keys, tokens};
-use anyhow::Context as _;
 use http::{header, HeaderMap};
 
 /// A caller holding a valid access token for a user that still exists; the
@@ -60,10 +59,7 @@ pub fn require_user(ctx: &Ctx, headers: &HeaderMap) -> Result<AuthUser, ApiError
     let hint = tokens::unverified_subject(token).ok_or_else(|| reject(None, "malformed token"))?;
     // One store call: the signing key and the user the token names.
     let (keys, values) = keys::load_with(ctx, &[User::key(&hint)])?;
-    let user: Option<User> = match values.into_iter().next().flatten() {
-        Some(bytes) => Some(serde_json::from_slice(&bytes).context("user record")?),
-        None => None,
-    };
+    let user = User::from_record(values.into_iter().next().flatten())?;
     let valid_after = user.as_ref().map_or(0, |u| u.tokens_valid_after);
     let subject = tokens::verify(&keys, token, ctx.clock.now_ms(), valid_after)
         .map_err(|reason| reject(Some(hint.as_str()), reason))?;

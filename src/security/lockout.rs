@@ -99,19 +99,13 @@ pub fn succeed(store: &dyn KeyValue, ticket: Ticket) -> Result<()> {
     store.delete(&counter_key(&ticket.id, ticket.period))
 }
 
-/// The password was wrong. Returns the lock's length in seconds if this
-/// failure locked the account.
-pub fn fail(
-    store: &dyn KeyValue,
-    ticket: Ticket,
-    policy: Policy,
-    now_ms: u64,
-) -> Result<Option<u64>> {
+/// The password was wrong. Returns whether this failure locked the account.
+pub fn fail(store: &dyn KeyValue, ticket: Ticket, policy: Policy, now_ms: u64) -> Result<bool> {
     if ticket.number < i64::from(policy.threshold) {
-        return Ok(None);
+        return Ok(false);
     }
     lock(store, &ticket.id, ticket.period, policy, now_ms)?;
-    Ok(Some(retry_secs(now_ms + policy.lock_ms, now_ms)))
+    Ok(true)
 }
 
 fn lock(store: &dyn KeyValue, id: &str, period: u64, policy: Policy, now_ms: u64) -> Result<()> {

@@ -123,8 +123,12 @@ impl Server {
             .collect();
         merged.sort();
         let wasm = component();
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
+        // The test host binds port 0 and says which port it got; Spin is
+        // given a free port picked here.
+        let listen = match runtime {
+            Runtime::TestHost => "127.0.0.1:0".to_owned(),
+            Runtime::Spin => format!("127.0.0.1:{}", free_port()),
+        };
         let mut cmd = match runtime {
             Runtime::TestHost => {
                 let mut cmd = Command::new(test_host_binary());
@@ -161,9 +165,26 @@ impl Server {
         };
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start server");
+        // The test host announces "Serving http://ADDR" on stderr; keep the
+        // rest of stderr to explain a failed start.
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (announced, address) = std::sync::mpsc::channel();
+        if let Some(err) = child.stderr.take() {
+            let text = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if let Some(addr) = line.strip_prefix("Serving http://") {
+                        let _ = announced.send(addr.trim().to_owned());
+                    }
+                    let mut text = text.lock().unwrap();
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            });
+        }
         let stdout = Arc::new(Mutex::new(Vec::new()));
         if let Some(out) = child.stdout.take() {
             let lines = Arc::clone(&stdout);
@@ -175,27 +196,51 @@ impl Server {
         }
         let log_file = (runtime == Runtime::Spin)
             .then(|| state.dir.path().join("logs/secure-backend_stdout.txt"));
-        let server = Server {
+        let mut server = Server {
             runtime,
-            base: format!("http://{listen}"),
+            base: String::new(),
             child,
             stdout,
             log_file,
         };
-        server.wait_until_ready(port);
+        let addr = server.wait_until_ready(&listen, &address, &stderr);
+        server.base = format!("http://{addr}");
         server
     }
 
-    fn wait_until_ready(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    /// Waits for the server to listen, failing fast (with its stderr) if it exits.
+    fn wait_until_ready(
+        &mut self,
+        listen: &str,
+        announced: &std::sync::mpsc::Receiver<String>,
+        stderr: &Mutex<String>,
+    ) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let mut addr: Option<SocketAddr> =
+            listen.parse().ok().filter(|a: &SocketAddr| a.port() != 0);
         while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{:?} exited ({status}) before serving:\n{}",
+                    self.runtime,
+                    stderr.lock().unwrap()
+                );
+            }
+            if addr.is_none() {
+                addr = announced.try_recv().ok().and_then(|a| a.parse().ok());
+            }
+            if let Some(addr) = addr {
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return addr;
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("{:?} did not start listening on {addr}", self.runtime);
+        panic!(
+            "{:?} did not start serving:\n{}",
+            self.runtime,
+            stderr.lock().unwrap()
+        );
     }
 
     /// The component's stdout lines (the audit log) so far.

@@ -138,6 +138,14 @@ fn every_error_code_over_http(rt: Runtime) {
         "x".repeat(64 * 1024)
     );
     assert_error(&raw("application/json", &big), 413, "payload_too_large");
+    // The same without a Content-Length: a chunked 1 MiB body is cut off at the cap.
+    let chunked = reqwest::blocking::Body::new(std::io::Cursor::new(vec![b' '; 1 << 20]));
+    let res = c.send(
+        c.post("/auth/register")
+            .header("content-type", "application/json")
+            .body(chunked),
+    );
+    assert_error(&res, 413, "payload_too_large");
     assert_error(
         &c.login("alice", "wrong password"),
         401,

@@ -135,17 +135,24 @@ fn every_error_code_over_http(rt: Runtime) {
     assert_error(&raw("text/plain", "{}"), 415, "unsupported_media_type");
     let big = format!(
         r#"{{"username": "alice", "password": "{}"}}"#,
-        "x".repeat(64 * 1024)
+        "x".repeat(20 * 1024)
     );
     assert_error(&raw("application/json", &big), 413, "payload_too_large");
-    // The same without a Content-Length: a chunked 1 MiB body is cut off at the cap.
+    // The same without a Content-Length: the component stops reading a
+    // chunked 1 MiB body at the cap and answers 413 at once, so the client
+    // may instead see the connection cut while it is still sending. Either
+    // way nothing breaks: the server answers the next request.
     let chunked = reqwest::blocking::Body::new(std::io::Cursor::new(vec![b' '; 1 << 20]));
-    let res = c.send(
-        c.post("/auth/register")
-            .header("content-type", "application/json")
-            .body(chunked),
-    );
-    assert_error(&res, 413, "payload_too_large");
+    let sent = c
+        .post("/auth/register")
+        .header("content-type", "application/json")
+        .body(chunked)
+        .send();
+    match sent {
+        Ok(res) => assert_eq!(res.status().as_u16(), 413),
+        Err(e) => assert!(e.is_body() || e.is_request(), "{e}"),
+    }
+    assert_eq!(c.send(c.get("/health")).status, 200);
     assert_error(
         &c.login("alice", "wrong password"),
         401,

@@ -78,17 +78,7 @@ fn each_line_has_the_documented_fields() {
     for line in &lines {
         assert!(!line.contains('\n'));
         let event: serde_json::Value = serde_json::from_str(line).unwrap();
-        for field in [
-            "ts",
-            "event",
-            "outcome",
-            "client_ip",
-            "request_id",
-            "method",
-            "path",
-        ] {
-            assert!(event.get(field).is_some(), "{field} missing in {line}");
-        }
+        assert_audit_fields(&event);
         let ts = event["ts"].as_str().unwrap();
         assert!(ts.ends_with('Z') && ts.len() >= 20, "UTC RFC 3339: {ts}");
         humantime::parse_rfc3339(ts).expect("RFC 3339");

@@ -239,3 +239,18 @@ impl TestApp {
             .unwrap();
     }
 }
+
+/// Every audit line carries these fields (`username` and `reason` where they apply).
+pub fn assert_audit_fields(event: &Value) {
+    for field in [
+        "ts",
+        "event",
+        "outcome",
+        "client_ip",
+        "request_id",
+        "method",
+        "path",
+    ] {
+        assert!(event.get(field).is_some(), "{field} missing: {event}");
+    }
+}

@@ -1,5 +1,5 @@
 //! Counters for the admin dashboard, kept with atomic increments and read
-//! in one batch call, never by scanning keys.
+//! with one `get` each, never by scanning keys.
 
 use crate::store::{decode_counter, KeyValue};
 use anyhow::Result;
@@ -45,13 +45,14 @@ pub fn bump(store: &dyn KeyValue, counter: Counter) -> Result<()> {
     store.increment(&counter.key(), 1).map(|_| ())
 }
 
-/// Every counter, in [`Counter::ALL`] order, in one store call.
+/// Every counter, in [`Counter::ALL`] order: one `get` each (a plain read;
+/// `increment(key, 0)` would be a write on SQLite).
 pub fn read_all(store: &dyn KeyValue) -> Result<Vec<(Counter, i64)>> {
-    let keys: Vec<String> = Counter::ALL.iter().map(|c| c.key()).collect();
-    let values = store.get_many(&keys)?;
-    Ok(Counter::ALL
+    Counter::ALL
         .iter()
-        .zip(values)
-        .map(|(c, v)| (*c, v.as_deref().and_then(decode_counter).unwrap_or(0)))
-        .collect())
+        .map(|c| {
+            let value = store.get(&c.key())?;
+            Ok((*c, value.as_deref().and_then(decode_counter).unwrap_or(0)))
+        })
+        .collect()
 }

@@ -1,5 +1,6 @@
 //! Store calls are the main cost after bcrypt: each is a host round trip.
-//! These budgets fail loudly when a change adds one.
+//! These budgets fail loudly when a change adds one. Every read is a single
+//! `get`: there is no batch read (Spin's Redis store breaks `get-many`).
 
 mod common;
 
@@ -12,7 +13,7 @@ fn calls(app: &TestApp, f: impl FnOnce()) -> usize {
 }
 
 #[test]
-fn protected_reads_key_and_user_in_one_batch_and_writes_nothing() {
+fn protected_reads_key_and_user_and_writes_nothing() {
     let app = TestApp::new();
     let token = app.user_token("alice");
     let before = app.store.len();
@@ -21,9 +22,10 @@ fn protected_reads_key_and_user_in_one_batch_and_writes_nothing() {
             app.get("/auth/protected", Some(&token)).status,
             200
         )),
-        1
+        2
     );
     assert_eq!(app.store.len(), before);
+    // With `jwt_secret` set, the key is not read: the user only.
     let app = TestApp::with_vars(&[("jwt_secret", "0123456789abcdef0123456789abcdef")]);
     let token = app.user_token("alice");
     assert_eq!(
@@ -36,18 +38,19 @@ fn protected_reads_key_and_user_in_one_batch_and_writes_nothing() {
 }
 
 #[test]
-fn login_makes_at_most_ten_store_calls() {
+fn login_makes_at_most_eleven_store_calls() {
     let app = TestApp::new();
     app.register("alice", PASSWORD);
-    // Past the first window, so the limiter takes its full path.
-    for i in 0..5 {
-        app.login_from("warmup", "wrong password", &format!("10.9.0.{i}"));
-    }
     let ip = "10.9.0.0";
+    // A full window behind this address, so the limiter takes its full path.
+    for _ in 0..5 {
+        app.login_from("warmup", "wrong password", ip);
+    }
+    app.clock.advance_secs(61);
     let success = calls(&app, || {
         assert_eq!(app.login_from("alice", PASSWORD, ip).status, 200)
     });
-    assert!(success <= 10, "success path: {success}");
+    assert!(success <= 9, "success path: {success}");
     let mut worst = 0;
     for _ in 0..6 {
         app.clock.advance_secs(61);
@@ -57,25 +60,24 @@ fn login_makes_at_most_ten_store_calls() {
         worst = worst.max(n);
     }
     eprintln!("login store calls: success {success}, worst failure {worst}");
-    assert!(worst <= 10, "failure and lock paths: {worst}");
+    assert!(worst <= 11, "failure and lock paths: {worst}");
     app.clock.advance_secs(61);
     let locked = calls(&app, || {
         assert_eq!(app.login_from("alice", PASSWORD, ip).status, 423)
     });
-    assert!(locked <= 10);
+    assert!(locked <= 11);
 }
 
 #[test]
-fn dashboard_reads_its_counters_in_one_batch() {
+fn dashboard_reads_key_user_and_its_six_counters() {
     let app = TestApp::new();
     let admin = app.admin_token("root");
-    // One batch for key and user, one for the counters.
     assert_eq!(
         calls(&app, || assert_eq!(
             app.get("/admin/dashboard", Some(&admin)).status,
             200
         )),
-        2
+        2 + 6
     );
 }
 

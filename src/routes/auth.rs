@@ -124,9 +124,8 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
     let password = Password::parse_candidate(fields.string("password")?).map_err(invalid)?;
     let name = Some(username.as_str());
 
-    // One store call: the signing key and the user.
-    let (keys, values) = keys::load_with(ctx, &[User::key(&username)])?;
-    let user = User::from_record(values.into_iter().next().flatten())?;
+    let keys = keys::load(ctx)?;
+    let user = User::from_record(ctx.store.get(&User::key(&username))?)?;
 
     enforce_rate_limit(ctx, &keys, "login", ctx.config.login_rate, &username)?;
     let now_ms = ctx.clock.now_ms();

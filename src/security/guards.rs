@@ -57,9 +57,8 @@ pub fn require_user(ctx: &Ctx, headers: &HeaderMap) -> Result<AuthUser, ApiError
         ApiError::InvalidToken
     };
     let hint = tokens::unverified_subject(token).ok_or_else(|| reject(None, "malformed token"))?;
-    // One store call: the signing key and the user the token names.
-    let (keys, values) = keys::load_with(ctx, &[User::key(&hint)])?;
-    let user = User::from_record(values.into_iter().next().flatten())?;
+    let keys = keys::load(ctx)?;
+    let user = User::from_record(ctx.store.get(&User::key(&hint))?)?;
     let valid_after = user.as_ref().map_or(0, |u| u.tokens_valid_after);
     let subject = tokens::verify(&keys, token, ctx.clock.now_ms(), valid_after)
         .map_err(|reason| reject(Some(hint.as_str()), reason))?;

@@ -50,37 +50,20 @@ impl Keys {
     }
 }
 
-/// Values read alongside the key, in the order asked.
-pub type Values = Vec<Option<Vec<u8>>>;
-
-/// Loads the keys and reads `extra` store keys in the same batch call.
-pub fn load_with(ctx: &Ctx, extra: &[String]) -> Result<(Keys, Values), ApiError> {
+/// The signing key: the `jwt_secret` variable, or the key kept in the
+/// store (one `get`, plus the creation path the first time).
+pub fn load(ctx: &Ctx) -> Result<Keys, ApiError> {
     if let Some(secret) = &ctx.config.jwt_secret {
-        let values = match extra {
-            [] => Vec::new(),
-            [one] => vec![ctx.store.get(one)?],
-            many => ctx.store.get_many(many)?,
-        };
-        return Ok((Keys::from_secret(secret.expose()), values));
+        return Ok(Keys::from_secret(secret.expose()));
     }
-    let mut wanted = Vec::with_capacity(extra.len() + 1);
-    wanted.push(STORED_KEY.to_owned());
-    wanted.extend_from_slice(extra);
-    let mut values = ctx.store.get_many(&wanted)?.into_iter();
-    let stored = values.next().flatten();
-    let values = values.collect();
-    let secret = match stored {
+    let secret = match ctx.store.get(STORED_KEY)? {
         Some(bytes) => bytes,
         None => create_or_wait(ctx)?,
     };
     if secret.len() != KEY_BYTES {
         return Err(anyhow!("stored signing key has the wrong length").into());
     }
-    Ok((Keys::from_secret(&secret), values))
-}
-
-pub fn load(ctx: &Ctx) -> Result<Keys, ApiError> {
-    load_with(ctx, &[]).map(|(keys, _)| keys)
+    Ok(Keys::from_secret(&secret))
 }
 
 fn create_or_wait(ctx: &Ctx) -> Result<Vec<u8>, ApiError> {

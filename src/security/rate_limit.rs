@@ -27,7 +27,8 @@ pub enum Decision {
     },
 }
 
-/// Records an attempt by `client` in `scope` at `now_ms`: three store calls.
+/// Records an attempt by `client` in `scope` at `now_ms`: three store calls
+/// when allowed, four when refused.
 pub fn attempt(
     store: &dyn KeyValue,
     keys: &Keys,
@@ -45,20 +46,20 @@ pub fn attempt(
     let decision = if seq <= limit {
         Decision::Allowed
     } else {
-        // The attempt `limit` back decides this one; the one after it decides the next.
-        let earlier = store.get_many(&[entry(seq - limit), entry(seq - limit + 1)])?;
-        let recorded_at = |i: usize, want: i64| {
-            earlier
-                .get(i)
-                .and_then(|v| v.as_deref())
+        // The attempt `limit` back decides this one; the one after it says
+        // when a refused client may come back (read only when refusing).
+        let recorded_at = |want: i64| -> Result<Option<u64>> {
+            Ok(store
+                .get(&entry(want))?
+                .as_deref()
                 .and_then(decode)
                 .filter(|(s, _)| *s == want)
-                .map(|(_, at)| at)
+                .map(|(_, at)| at))
         };
-        match recorded_at(0, seq - limit) {
+        match recorded_at(seq - limit)? {
             Some(at) if now_ms >= at.saturating_add(window_ms) => Decision::Allowed,
             _ => {
-                let free_at = recorded_at(1, seq - limit + 1)
+                let free_at = recorded_at(seq - limit + 1)?
                     .map(|at| at.saturating_add(window_ms))
                     .unwrap_or(now_ms + window_ms);
                 Decision::Limited {

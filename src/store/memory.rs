@@ -20,7 +20,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Store calls made so far (a batch counts as one), for budget tests.
+    /// Store calls made so far, for budget tests.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
@@ -62,11 +62,6 @@ impl MemoryStore {
 impl KeyValue for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.begin()?.get(key).cloned())
-    }
-
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let map = self.begin()?;
-        Ok(keys.iter().map(|k| map.get(k).cloned()).collect())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {

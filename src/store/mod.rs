@@ -4,6 +4,11 @@
 //! Every rule that counts or claims something is built on [`KeyValue::increment`]
 //! alone (see `shared/SPIN-NOTES.md`: compare-and-swap is unreliable in Spin),
 //! so the same code is exact on the SQLite and the Redis backends.
+//!
+//! There is deliberately no batch read: Spin 4.0.2's Redis store implements
+//! `wasi:keyvalue/batch` `get-many` with Redis's `KEYS` instead of `MGET`, so
+//! it fails (several keys) or panics the host (one key). On SQLite it was no
+//! faster than single `get`s. The component does not import `batch` at all.
 
 mod memory;
 #[cfg(target_arch = "wasm32")]
@@ -19,8 +24,6 @@ use anyhow::Result;
 /// Spin, so callers keep them few (see the per-route budgets in the README).
 pub trait KeyValue {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
-    /// Values for several keys in one round trip, in the order asked.
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>>;
     fn set(&self, key: &str, value: &[u8]) -> Result<()>;
     fn delete(&self, key: &str) -> Result<()>;
     /// Atomically adds `delta` to the counter at `key` (absent counts as 0)
@@ -28,7 +31,7 @@ pub trait KeyValue {
     fn increment(&self, key: &str, delta: i64) -> Result<i64>;
 }
 
-/// Decodes a counter read with `get`/`get_many`: Spin's SQLite store keeps
+/// Decodes a counter read with `get`: Spin's SQLite store keeps
 /// it as 8 little-endian bytes, Redis (INCRBY) as a decimal string. A decimal
 /// string never holds a 0 byte; the 8-byte form of any count below 2^56 does.
 pub fn decode_counter(bytes: &[u8]) -> Option<i64> {

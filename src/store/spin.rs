@@ -4,7 +4,7 @@
 
 use super::KeyValue;
 use anyhow::{anyhow, Result};
-use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
+use spin_sdk::wit::wasi::keyvalue::{atomics, store};
 use std::cell::OnceCell;
 
 pub struct SpinStore {
@@ -32,22 +32,6 @@ impl SpinStore {
 impl KeyValue for SpinStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.bucket()?.get(key).map_err(|e| anyhow!("get: {e:?}"))
-    }
-
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let found =
-            batch::get_many(self.bucket()?, keys).map_err(|e| anyhow!("get_many: {e:?}"))?;
-        // The interface returns (key, value) pairs; match them up by key rather
-        // than trusting the backend to keep the order.
-        Ok(keys
-            .iter()
-            .map(|k| {
-                found
-                    .iter()
-                    .find(|(fk, _)| fk == k)
-                    .and_then(|(_, v)| v.clone())
-            })
-            .collect())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How to start a [`crate::RunningHost`].
 #[derive(Clone, Debug)]
@@ -13,9 +13,8 @@ pub struct HostConfig {
     pub wasm: PathBuf,
     /// `spin.toml`: routes, variable declarations, key-value labels.
     pub manifest: PathBuf,
-    /// SQLite file holding the key-value store `default` (Spin's schema, so
-    /// `spin up` could open it as `.spin/sqlite_key_value.db`).
-    pub store_path: PathBuf,
+    /// What backs the key-value store `default`.
+    pub store: KeyValueBackend,
     /// Per-test values for variables declared in `spin.toml` `[variables]`;
     /// they win over `SPIN_VARIABLE_*` and over the manifest default.
     pub variables: HashMap<String, String>,
@@ -41,12 +40,12 @@ impl HostConfig {
     pub fn new(
         wasm: impl Into<PathBuf>,
         manifest: impl Into<PathBuf>,
-        store_path: impl Into<PathBuf>,
+        store: impl Into<KeyValueBackend>,
     ) -> Self {
         Self {
             wasm: wasm.into(),
             manifest: manifest.into(),
-            store_path: store_path.into(),
+            store: store.into(),
             variables: HashMap::new(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             component: None,
@@ -60,5 +59,83 @@ impl HostConfig {
     pub fn variable(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.variables.insert(name.into(), value.into());
         self
+    }
+}
+
+/// The two backends Spin 4.0.2 offers for a key-value store, and how each is
+/// named: a file path, or a `redis://host:port[/db]` URL as in a runtime
+/// config's `[key_value_store.default] type = "redis"`, `url = "..."`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyValueBackend {
+    /// A SQLite file with Spin's schema (`spin up` would open it as
+    /// `.spin/sqlite_key_value.db`); created if missing.
+    Sqlite(PathBuf),
+    /// A Redis database: `redis://[user:password@]host:port[/db]`, the db
+    /// number selecting the database as in Spin's runtime config.
+    Redis(String),
+}
+
+impl KeyValueBackend {
+    /// The CLI's `--store` rule: a `redis://` URL names a Redis database,
+    /// anything else is a SQLite file path.
+    pub fn from_argument(argument: &str) -> Self {
+        if argument.starts_with("redis://") {
+            Self::Redis(argument.to_string())
+        } else {
+            Self::Sqlite(PathBuf::from(argument))
+        }
+    }
+}
+
+/// Strings follow the `--store` rule ([`KeyValueBackend::from_argument`]).
+impl From<&str> for KeyValueBackend {
+    fn from(argument: &str) -> Self {
+        Self::from_argument(argument)
+    }
+}
+
+impl From<String> for KeyValueBackend {
+    fn from(argument: String) -> Self {
+        Self::from_argument(&argument)
+    }
+}
+
+/// A path is always a SQLite file.
+impl From<PathBuf> for KeyValueBackend {
+    fn from(path: PathBuf) -> Self {
+        Self::Sqlite(path)
+    }
+}
+
+impl From<&Path> for KeyValueBackend {
+    fn from(path: &Path) -> Self {
+        Self::Sqlite(path.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for KeyValueBackend {
+    fn from(path: &PathBuf) -> Self {
+        Self::Sqlite(path.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_url_selects_redis_and_anything_else_is_a_sqlite_file() {
+        assert_eq!(
+            KeyValueBackend::from("redis://127.0.0.1:6379/3"),
+            KeyValueBackend::Redis("redis://127.0.0.1:6379/3".into())
+        );
+        assert_eq!(
+            KeyValueBackend::from(".spin/sqlite_key_value.db"),
+            KeyValueBackend::Sqlite(".spin/sqlite_key_value.db".into())
+        );
+        assert_eq!(
+            KeyValueBackend::from(PathBuf::from("redis://not-a-url")),
+            KeyValueBackend::Sqlite("redis://not-a-url".into())
+        );
     }
 }

@@ -1,49 +1,59 @@
 //! The key-value store: `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft2` and
-//! `fermyon:spin/key-value@2.0.0`, backed by one SQLite file shared by every
-//! instance of the host.
+//! `fermyon:spin/key-value@2.0.0`, over one of the two backends Spin 4.0.2
+//! offers, chosen by [`crate::config::KeyValueBackend`]:
+//! - [`sqlite`]: Spin's default store, a SQLite file with Spin's own schema
+//!   and SQL (`crates/key-value-spin`);
+//! - [`redis`]: a runtime config's `type = "redis"` store, with Spin's own
+//!   commands (`crates/key-value-redis`), including its broken `get-many`
+//!   and always-failing CAS `swap`.
 //!
-//! The table, the SQL and the error mapping are Spin 4's own
-//! (`crates/key-value-spin/src/store.rs`, `crates/factor-key-value/src/host.rs`),
-//! so results match `spin up` with its default SQLite store, including the
-//! rough edges a component must live with:
-//! - `increment` stores the counter as 8 little-endian bytes of an `i64`, so
-//!   `get` on a counter returns those bytes; incrementing a value that is not
-//!   8 bytes long makes Spin panic (`expect("incorrect length")`) and the
-//!   request fails; here the instance traps with a message saying so;
-//! - `get-many` returns only the keys that exist (SQL `IN rarray(...)`),
-//!   in the order SQLite yields them, not one entry per requested key;
-//! - `list-keys` with a cursor is an error; CAS compares values and "swap"
-//!   of an absent key is an unconditional upsert.
+//! Each backend's module lists the quirks of Spin's implementation it keeps
+//! (a counter is 8 little-endian bytes on SQLite but a decimal string on
+//! Redis, for one). This module owns what Spin's host layer
+//! (`crates/factor-key-value/src/host.rs`) does the same on both: opening a
+//! label the component did not list in `key_value_stores` is
+//! `access-denied`; the batch calls return at once on an empty list;
+//! `list-keys` with a cursor is an error; a failed `swap` hands back a fresh
+//! CAS whose `current` was already called; a store error is `other(...)`.
+//! Where Spin's host panics instead (a SQLite `increment` of a value that is
+//! not a counter, a Redis `get-many` whose reply the redis crate cannot
+//! parse), the instance traps with a message saying so, and the request
+//! fails with a 500 as under Spin.
 //!
-//! Opening a label the component did not list in `key_value_stores` is
-//! `access-denied`, as in Spin. Only the label `default` is backed by a store;
-//! [`crate::manifest`] rejects any other label at start-up, as Spin does.
-//! Every operation holds the connection's mutex, so `increment` is atomic
-//! across concurrent requests.
+//! Only the label `default` is backed by a store; [`crate::manifest`]
+//! rejects any other label at start-up, as Spin does.
+
+pub mod redis;
+pub mod sqlite;
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use anyhow::Context as _;
-use rusqlite::{named_params, Connection};
 use wasmtime::component::Resource;
 
+use self::redis::{RedisCas, RedisStore};
+use self::sqlite::{SqliteCas, SqliteStore};
 use crate::bindings::spin::key_value as spin_kv;
 use crate::bindings::wasi_keyvalue::{atomics, batch, store};
+use crate::config::KeyValueBackend;
 use crate::instance::InstanceState;
 
-const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3)
-                      ON CONFLICT(store, key) DO UPDATE SET value=$3";
-/// What `get-many` yields: each found key with its value.
+/// What `get-many` yields: (key, value) pairs.
 type KeyValues = Vec<(String, Option<Vec<u8>>)>;
 
-const SELECT: &str = "SELECT value FROM spin_key_value WHERE store=$1 AND key=$2";
+/// Why a store operation failed.
+pub enum StoreFailure {
+    /// Reported to the guest as `other(message)`, as Spin does.
+    Other(String),
+    /// Spin's host panics here and the request dies with a bare 500; the
+    /// instance traps with this message.
+    HostPanic(String),
+}
 
-/// The one SQLite database behind every store label, shared by all instances.
-pub struct KeyValueStore {
-    connection: Mutex<Option<Connection>>,
+/// The store behind every label, shared by all instances of the host.
+pub enum KeyValueStore {
+    Sqlite(SqliteStore),
+    Redis(RedisStore),
 }
 
 /// What a guest-visible store handle refers to: a store label.
@@ -51,14 +61,19 @@ pub struct BucketHandle {
     label: String,
 }
 
-/// A compare-and-swap in progress (Spin's semantics: compares values).
+/// A compare-and-swap in progress, as its backend keeps it.
 pub struct CasHandle {
     label: String,
     key: String,
-    current: Option<Vec<u8>>,
+    state: CasState,
 }
 
-/// The per-instance view of the store: the shared database plus the labels
+enum CasState {
+    Sqlite(SqliteCas),
+    Redis(RedisCas),
+}
+
+/// The per-instance view of the store: the shared store plus the labels
 /// this component may open.
 #[derive(Clone)]
 pub struct KeyValueAccess {
@@ -66,195 +81,135 @@ pub struct KeyValueAccess {
     pub allowed_labels: Arc<HashSet<String>>,
 }
 
-/// Why an `increment` failed.
-enum IncrementError {
-    /// A storage error, reported to the guest as `other(...)`.
-    Store(String),
-    /// The stored value is not an 8-byte counter: a trap (Spin panics).
-    NotACounter(usize),
-}
-
 impl KeyValueStore {
-    /// Opens (creating if needed) the SQLite file with Spin's schema.
-    pub fn open(path: &Path) -> anyhow::Result<Arc<Self>> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating directory {}", dir.display()))?;
-        }
-        let connection = Connection::open(path)
-            .with_context(|| format!("opening key-value store {}", path.display()))?;
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS spin_key_value (
-                 store TEXT NOT NULL,
-                 key   TEXT NOT NULL,
-                 value BLOB NOT NULL,
-                 PRIMARY KEY (store, key)
-             )",
-            [],
-        )?;
-        rusqlite::vtab::array::load_module(&connection)?;
-        Ok(Arc::new(Self {
-            connection: Mutex::new(Some(connection)),
+    /// Opens the backend; fails if the SQLite file cannot be opened or the
+    /// Redis server cannot be reached.
+    pub fn open(backend: &KeyValueBackend) -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(match backend {
+            KeyValueBackend::Sqlite(path) => Self::Sqlite(SqliteStore::open(path)?),
+            KeyValueBackend::Redis(url) => Self::Redis(RedisStore::open(url)?),
         }))
     }
 
-    /// Closes the database; later operations fail with `other(...)`.
+    /// Closes the store; later operations fail with `other(...)`.
     pub fn close(&self) {
-        let connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(connection) = connection {
-            let _ = connection.close();
+        match self {
+            Self::Sqlite(s) => s.close(),
+            Self::Redis(r) => r.close(),
         }
     }
 
-    fn with_connection<R>(
+    fn get(&self, label: &str, key: &str) -> Result<Option<Vec<u8>>, StoreFailure> {
+        match self {
+            Self::Sqlite(s) => s.get(label, key),
+            Self::Redis(r) => r.get(key),
+        }
+    }
+
+    fn set(&self, label: &str, key: &str, value: &[u8]) -> Result<(), StoreFailure> {
+        match self {
+            Self::Sqlite(s) => s.set(label, key, value),
+            Self::Redis(r) => r.set(key, value),
+        }
+    }
+
+    fn delete(&self, label: &str, key: &str) -> Result<(), StoreFailure> {
+        match self {
+            Self::Sqlite(s) => s.delete(label, key),
+            Self::Redis(r) => r.delete(key),
+        }
+    }
+
+    fn exists(&self, label: &str, key: &str) -> Result<bool, StoreFailure> {
+        match self {
+            Self::Sqlite(s) => s.exists(label, key),
+            Self::Redis(r) => r.exists(key),
+        }
+    }
+
+    fn keys(&self, label: &str) -> Result<Vec<String>, StoreFailure> {
+        match self {
+            Self::Sqlite(s) => s.keys(label),
+            Self::Redis(r) => r.keys(),
+        }
+    }
+
+    fn get_many(&self, label: &str, keys: Vec<String>) -> Result<KeyValues, StoreFailure> {
+        match self {
+            Self::Sqlite(s) => s.get_many(label, keys),
+            Self::Redis(r) => r.get_many(keys),
+        }
+    }
+
+    fn set_many(
         &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
-    ) -> Result<R, String> {
-        // Like Spin: SQLite calls block, so tell tokio before making them.
-        tokio::task::block_in_place(|| {
-            let mut guard = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-            let connection = guard.as_mut().ok_or("key-value store is closed")?;
-            f(connection).map_err(|e| e.to_string())
-        })
+        label: &str,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), StoreFailure> {
+        match self {
+            Self::Sqlite(s) => s.set_many(label, key_values),
+            Self::Redis(r) => r.set_many(key_values),
+        }
     }
 
-    fn get(&self, label: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.with_connection(|c| {
-            c.prepare_cached(SELECT)?
-                .query_map([label, key], |row| row.get::<_, Vec<u8>>(0))?
-                .next()
-                .transpose()
-        })
+    fn delete_many(&self, label: &str, keys: Vec<String>) -> Result<(), StoreFailure> {
+        match self {
+            Self::Sqlite(s) => s.delete_many(label, keys),
+            Self::Redis(r) => r.delete_many(keys),
+        }
     }
 
-    fn set(&self, label: &str, key: &str, value: &[u8]) -> Result<(), String> {
-        self.with_connection(|c| {
-            c.prepare_cached(UPSERT)?
-                .execute(rusqlite::params![label, key, value])
-                .map(drop)
-        })
+    fn increment(&self, label: &str, key: &str, delta: i64) -> Result<i64, StoreFailure> {
+        match self {
+            Self::Sqlite(s) => s.increment(label, key, delta),
+            Self::Redis(r) => r.increment(key, delta),
+        }
     }
 
-    fn delete(&self, label: &str, key: &str) -> Result<(), String> {
-        self.with_connection(|c| {
-            c.prepare_cached("DELETE FROM spin_key_value WHERE store=$1 AND key=$2")?
-                .execute([label, key])
-                .map(drop)
-        })
+    fn new_cas(&self, label: String, key: String) -> Result<CasHandle, StoreFailure> {
+        let state = match self {
+            Self::Sqlite(s) => CasState::Sqlite(s.new_cas()),
+            Self::Redis(r) => CasState::Redis(r.new_cas()?),
+        };
+        Ok(CasHandle { label, key, state })
     }
 
-    fn exists(&self, label: &str, key: &str) -> Result<bool, String> {
-        self.with_connection(|c| {
-            c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store=$1 AND key=$2 LIMIT 1")?
-                .exists([label, key])
-        })
-    }
-
-    fn keys(&self, label: &str) -> Result<Vec<String>, String> {
-        self.with_connection(|c| {
-            c.prepare_cached("SELECT key FROM spin_key_value WHERE store=$1")?
-                .query_map([label], |row| row.get::<_, String>(0))?
-                .collect()
-        })
-    }
-
-    fn get_many(&self, label: &str, keys: Vec<String>) -> Result<KeyValues, String> {
-        let keys = Rc::new(
-            keys.into_iter()
-                .map(rusqlite::types::Value::from)
-                .collect::<Vec<_>>(),
-        );
-        self.with_connection(|c| {
-            c.prepare_cached(
-                "SELECT key, value FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
-            )?
-            .query_map(named_params! {":name": label, ":keys": keys}, |row| {
-                <(String, Option<Vec<u8>>)>::try_from(row)
-            })?
-            .collect()
-        })
-    }
-
-    fn set_many(&self, label: &str, key_values: Vec<(String, Vec<u8>)>) -> Result<(), String> {
-        self.with_connection(|c| {
-            let tx = c.transaction()?;
-            for (key, value) in key_values {
-                tx.prepare_cached(UPSERT)?
-                    .execute(rusqlite::params![label, key, value])?;
+    fn cas_current(&self, cas: &mut CasHandle) -> Result<Option<Vec<u8>>, StoreFailure> {
+        match (self, &mut cas.state) {
+            (Self::Sqlite(s), CasState::Sqlite(state)) => {
+                s.cas_current(state, &cas.label, &cas.key)
             }
-            tx.commit()
-        })
+            (Self::Redis(r), CasState::Redis(state)) => r.cas_current(state, &cas.key),
+            _ => Err(StoreFailure::Other(
+                "compare and swap of another store".into(),
+            )),
+        }
     }
 
-    fn delete_many(&self, label: &str, keys: Vec<String>) -> Result<(), String> {
-        let keys = Rc::new(
-            keys.into_iter()
-                .map(rusqlite::types::Value::from)
-                .collect::<Vec<_>>(),
-        );
-        self.with_connection(|c| {
-            c.prepare_cached(
-                "DELETE FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
-            )?
-            .execute(named_params! {":name": label, ":keys": keys})
-            .map(drop)
-        })
+    /// `true`: swapped; `false`: Spin's `CasFailed`.
+    fn swap(&self, cas: &mut CasHandle, value: &[u8]) -> Result<bool, StoreFailure> {
+        match (self, &mut cas.state) {
+            (Self::Sqlite(s), CasState::Sqlite(state)) => {
+                s.swap(state, &cas.label, &cas.key, value)
+            }
+            (Self::Redis(r), CasState::Redis(state)) => Ok(r.swap(state, &cas.key, value)),
+            _ => Err(StoreFailure::Other(
+                "compare and swap of another store".into(),
+            )),
+        }
     }
+}
 
-    fn increment(&self, label: &str, key: &str, delta: i64) -> Result<i64, IncrementError> {
-        let outcome = self
-            .with_connection(|c| {
-                let tx = c.transaction()?;
-                let value: Option<Vec<u8>> = tx
-                    .prepare_cached(SELECT)?
-                    .query_map([label, key], |row| row.get(0))?
-                    .next()
-                    .transpose()?;
-                let current = match value {
-                    None => 0,
-                    Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
-                        Ok(le) => i64::from_le_bytes(le),
-                        Err(_) => return Ok(Err(bytes.len())),
-                    },
-                };
-                // Spin is built in release mode: overflow wraps.
-                let new_value = current.wrapping_add(delta);
-                tx.prepare_cached(UPSERT)?.execute(rusqlite::params![
-                    label,
-                    key,
-                    new_value.to_le_bytes()
-                ])?;
-                tx.commit()?;
-                Ok(Ok(new_value))
-            })
-            .map_err(IncrementError::Store)?;
-        outcome.map_err(IncrementError::NotACounter)
-    }
-
-    fn swap(&self, cas: &CasHandle, value: &[u8]) -> Result<bool, String> {
-        self.with_connection(|c| {
-            let rows = match &cas.current {
-                Some(old) => c
-                    .prepare_cached(
-                        "UPDATE spin_key_value SET value=:new_value
-                         WHERE store=:name and key=:key and value=:old_value",
-                    )?
-                    .execute(named_params! {
-                        ":name": cas.label,
-                        ":key": cas.key,
-                        ":old_value": old,
-                        ":new_value": value,
-                    })?,
-                None => c
-                    .prepare_cached(UPSERT)?
-                    .execute(rusqlite::params![cas.label, cas.key, value])?,
-            };
-            Ok(rows == 1)
-        })
+/// A store result as the guest receives it: `Ok`, an `other(...)` error
+/// built by `other`, or a trap where Spin's host panics.
+fn reply<T, E>(
+    result: Result<T, StoreFailure>,
+    other: impl FnOnce(String) -> E,
+) -> wasmtime::Result<Result<T, E>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(StoreFailure::Other(message)) => Ok(Err(other(message))),
+        Err(StoreFailure::HostPanic(message)) => Err(wasmtime::format_err!("{message}")),
     }
 }
 
@@ -268,14 +223,6 @@ impl InstanceState {
             return Ok(None);
         }
         Ok(Some(self.table.push(BucketHandle { label })?))
-    }
-
-    fn new_cas(&mut self, label: String, key: String) -> wasmtime::Result<Resource<CasHandle>> {
-        Ok(self.table.push(CasHandle {
-            label,
-            key,
-            current: None,
-        })?)
     }
 }
 
@@ -301,7 +248,7 @@ impl store::HostBucket for InstanceState {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
         let label = self.bucket(&bucket)?;
-        Ok(self.kv.store.get(&label, &key).map_err(other))
+        reply(self.kv.store.get(&label, &key), other)
     }
 
     fn set(
@@ -311,7 +258,7 @@ impl store::HostBucket for InstanceState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), store::Error>> {
         let label = self.bucket(&bucket)?;
-        Ok(self.kv.store.set(&label, &key, &value).map_err(other))
+        reply(self.kv.store.set(&label, &key, &value), other)
     }
 
     fn delete(
@@ -320,7 +267,7 @@ impl store::HostBucket for InstanceState {
         key: String,
     ) -> wasmtime::Result<Result<(), store::Error>> {
         let label = self.bucket(&bucket)?;
-        Ok(self.kv.store.delete(&label, &key).map_err(other))
+        reply(self.kv.store.delete(&label, &key), other)
     }
 
     fn exists(
@@ -329,7 +276,7 @@ impl store::HostBucket for InstanceState {
         key: String,
     ) -> wasmtime::Result<Result<bool, store::Error>> {
         let label = self.bucket(&bucket)?;
-        Ok(self.kv.store.exists(&label, &key).map_err(other))
+        reply(self.kv.store.exists(&label, &key), other)
     }
 
     fn list_keys(
@@ -341,12 +288,13 @@ impl store::HostBucket for InstanceState {
         if cursor.is_some() {
             return Ok(Err(other("list_keys: cursor not supported".into())));
         }
-        Ok(self
-            .kv
-            .store
-            .keys(&label)
-            .map(|keys| store::KeyResponse { keys, cursor: None })
-            .map_err(other))
+        reply(
+            self.kv
+                .store
+                .keys(&label)
+                .map(|keys| store::KeyResponse { keys, cursor: None }),
+            other,
+        )
     }
 
     fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
@@ -365,7 +313,7 @@ impl batch::Host for InstanceState {
         if keys.is_empty() {
             return Ok(Ok(Vec::new()));
         }
-        Ok(self.kv.store.get_many(&label, keys).map_err(other))
+        reply(self.kv.store.get_many(&label, keys), other)
     }
 
     fn set_many(
@@ -377,7 +325,7 @@ impl batch::Host for InstanceState {
         if key_values.is_empty() {
             return Ok(Ok(()));
         }
-        Ok(self.kv.store.set_many(&label, key_values).map_err(other))
+        reply(self.kv.store.set_many(&label, key_values), other)
     }
 
     fn delete_many(
@@ -389,7 +337,7 @@ impl batch::Host for InstanceState {
         if keys.is_empty() {
             return Ok(Ok(()));
         }
-        Ok(self.kv.store.delete_many(&label, keys).map_err(other))
+        reply(self.kv.store.delete_many(&label, keys), other)
     }
 }
 
@@ -401,15 +349,7 @@ impl atomics::Host for InstanceState {
         delta: i64,
     ) -> wasmtime::Result<Result<i64, store::Error>> {
         let label = self.bucket(&bucket)?;
-        match self.kv.store.increment(&label, &key, delta) {
-            Ok(value) => Ok(Ok(value)),
-            Err(IncrementError::Store(message)) => Ok(Err(other(message))),
-            Err(IncrementError::NotACounter(len)) => Err(wasmtime::format_err!(
-                "wasi:keyvalue/atomics.increment on key {key:?}: the stored value is {len} bytes, \
-                 not an 8-byte little-endian i64 counter (Spin's SQLite store panics here and \
-                 the request fails)"
-            )),
-        }
+        reply(self.kv.store.increment(&label, &key, delta), other)
     }
 
     fn swap(
@@ -417,19 +357,25 @@ impl atomics::Host for InstanceState {
         cas: Resource<CasHandle>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
-        let cas = self.table.delete(cas)?;
-        match self.kv.store.swap(&cas, &value) {
+        let mut cas = self.table.delete(cas)?;
+        let store_error = |message: String| atomics::CasError::StoreError(other(message));
+        match reply(self.kv.store.swap(&mut cas, &value), store_error)? {
             Ok(true) => Ok(Ok(())),
             Ok(false) => {
-                // Like Spin: hand back a fresh CAS whose current value is loaded.
-                let current = match self.kv.store.get(&cas.label, &cas.key) {
-                    Ok(current) => current,
-                    Err(message) => return Ok(Err(atomics::CasError::StoreError(other(message)))),
+                // Spin's host: a new CAS on the same key, `current` already
+                // called (on Redis: a new connection that WATCHes the key).
+                let CasHandle { label, key, .. } = cas;
+                let mut retry = match reply(self.kv.store.new_cas(label, key), store_error)? {
+                    Ok(retry) => retry,
+                    Err(e) => return Ok(Err(e)),
                 };
-                let retry = self.table.push(CasHandle { current, ..cas })?;
+                if let Err(e) = reply(self.kv.store.cas_current(&mut retry), store_error)? {
+                    return Ok(Err(e));
+                }
+                let retry = self.table.push(retry)?;
                 Ok(Err(atomics::CasError::CasFailed(retry)))
             }
-            Err(message) => Ok(Err(atomics::CasError::StoreError(other(message)))),
+            Err(e) => Ok(Err(e)),
         }
     }
 }
@@ -441,24 +387,18 @@ impl atomics::HostCas for InstanceState {
         key: String,
     ) -> wasmtime::Result<Result<Resource<CasHandle>, store::Error>> {
         let label = self.bucket(&bucket)?;
-        Ok(Ok(self.new_cas(label, key)?))
+        match reply(self.kv.store.new_cas(label, key), other)? {
+            Ok(cas) => Ok(Ok(self.table.push(cas)?)),
+            Err(e) => Ok(Err(e)),
+        }
     }
 
     fn current(
         &mut self,
         cas: Resource<CasHandle>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
-        let (label, key) = {
-            let cas = self.table.get(&cas)?;
-            (cas.label.clone(), cas.key.clone())
-        };
-        match self.kv.store.get(&label, &key) {
-            Ok(current) => {
-                self.table.get_mut(&cas)?.current.clone_from(&current);
-                Ok(Ok(current))
-            }
-            Err(message) => Ok(Err(other(message))),
-        }
+        let store = self.kv.store.clone();
+        reply(store.cas_current(self.table.get_mut(&cas)?), other)
     }
 
     fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
@@ -487,7 +427,7 @@ impl spin_kv::HostStore for InstanceState {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, spin_kv::Error>> {
         let label = self.bucket(&store)?;
-        Ok(self.kv.store.get(&label, &key).map_err(spin_other))
+        reply(self.kv.store.get(&label, &key), spin_other)
     }
 
     fn set(
@@ -497,7 +437,7 @@ impl spin_kv::HostStore for InstanceState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
         let label = self.bucket(&store)?;
-        Ok(self.kv.store.set(&label, &key, &value).map_err(spin_other))
+        reply(self.kv.store.set(&label, &key, &value), spin_other)
     }
 
     fn delete(
@@ -506,7 +446,7 @@ impl spin_kv::HostStore for InstanceState {
         key: String,
     ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
         let label = self.bucket(&store)?;
-        Ok(self.kv.store.delete(&label, &key).map_err(spin_other))
+        reply(self.kv.store.delete(&label, &key), spin_other)
     }
 
     fn exists(
@@ -515,7 +455,7 @@ impl spin_kv::HostStore for InstanceState {
         key: String,
     ) -> wasmtime::Result<Result<bool, spin_kv::Error>> {
         let label = self.bucket(&store)?;
-        Ok(self.kv.store.exists(&label, &key).map_err(spin_other))
+        reply(self.kv.store.exists(&label, &key), spin_other)
     }
 
     fn get_keys(
@@ -523,7 +463,7 @@ impl spin_kv::HostStore for InstanceState {
         store: Resource<BucketHandle>,
     ) -> wasmtime::Result<Result<Vec<String>, spin_kv::Error>> {
         let label = self.bucket(&store)?;
-        Ok(self.kv.store.keys(&label).map_err(spin_other))
+        reply(self.kv.store.keys(&label), spin_other)
     }
 
     fn drop(&mut self, store: Resource<BucketHandle>) -> wasmtime::Result<()> {

@@ -10,7 +10,8 @@
 //! - [`variables`]: `fermyon:spin/variables` and `wasi:config/store`, resolved
 //!   per-test override → `SPIN_VARIABLE_*` → manifest default.
 //! - [`keyvalue`]: `wasi:keyvalue` (store, atomics, batch) and
-//!   `fermyon:spin/key-value` over SQLite with Spin's own schema and SQL.
+//!   `fermyon:spin/key-value` over SQLite (Spin's own schema and SQL) or
+//!   Redis (Spin's own commands, the same `redis` crate version).
 //! - [`output`]: the component's stdout/stderr, captured line by line.
 //! - [`component`]: loading (core module → component with the WASI reactor
 //!   adapter), the engine, the linker and the import check.
@@ -29,5 +30,5 @@ pub mod routing;
 pub mod server;
 pub mod variables;
 
-pub use config::HostConfig;
+pub use config::{HostConfig, KeyValueBackend};
 pub use server::RunningHost;

@@ -1,19 +1,25 @@
 //! `spin-test-host`: serve a Spin component by hand, like `spin up`.
 //!
 //! ```text
-//! spin-test-host --wasm X --manifest spin.toml --store FILE [--listen 127.0.0.1:3000]
-//!                [--var name=value]... [--component ID] [--cache-dir DIR] [--workers N]
+//! spin-test-host --wasm X --manifest spin.toml --store FILE|redis://HOST:PORT[/DB]
+//!                [--listen 127.0.0.1:3000] [--var name=value]... [--component ID]
+//!                [--cache-dir DIR] [--workers N]
 //! ```
+//! `--store` names the key-value store `default`: a SQLite file (created if
+//! missing), or a Redis database, as a runtime config's `url` would.
 //! The component's stdout goes to this process's stdout, its stderr and the
 //! host's own messages to stderr. Stop with Ctrl-C.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use spin_test_host::{HostConfig, RunningHost};
+use spin_test_host::{HostConfig, KeyValueBackend, RunningHost};
 
-const USAGE: &str = "usage: spin-test-host --wasm FILE --manifest spin.toml --store FILE \
-[--listen ADDR] [--var name=value]... [--component ID] [--cache-dir DIR] [--workers N]";
+const USAGE: &str = "usage: spin-test-host --wasm FILE --manifest spin.toml \
+--store FILE|redis://HOST:PORT[/DB] [--listen ADDR] [--var name=value]... [--component ID] \
+[--cache-dir DIR] [--workers N]
+  --store FILE                  the key-value store is this SQLite file (Spin's default store)
+  --store redis://HOST:PORT/DB  the key-value store is this Redis database (Spin's type = \"redis\")";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<HostConfig> {
     let mut wasm = None;
@@ -27,7 +33,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<HostConf
         match flag.as_str() {
             "--wasm" => wasm = Some(PathBuf::from(value()?)),
             "--manifest" => manifest = Some(PathBuf::from(value()?)),
-            "--store" => store = Some(PathBuf::from(value()?)),
+            "--store" => store = Some(KeyValueBackend::from_argument(&value()?)),
             "--listen" => cfg.bind = value()?.parse().context("--listen")?,
             "--component" => cfg.component = Some(value()?),
             "--cache-dir" => cfg.cache_dir = Some(PathBuf::from(value()?)),
@@ -48,7 +54,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<HostConf
     }
     cfg.wasm = wasm.context("--wasm is required")?;
     cfg.manifest = manifest.context("--manifest is required")?;
-    cfg.store_path = store.context("--store is required")?;
+    cfg.store = store.context("--store is required")?;
     Ok(cfg)
 }
 

@@ -59,7 +59,8 @@ struct Server {
 impl RunningHost {
     /// Loads everything, binds, and returns once the socket is listening.
     /// Fails (before serving anything) on a bad manifest, a required
-    /// variable without a value, or an import this host does not provide.
+    /// variable without a value, an import this host does not provide, or a
+    /// key-value store that cannot be opened (an unreachable Redis).
     pub fn start(cfg: HostConfig) -> anyhow::Result<RunningHost> {
         let manifest = Manifest::load(&cfg.manifest)?;
         let component_id = manifest.served_component(cfg.component.as_deref())?;
@@ -75,7 +76,7 @@ impl RunningHost {
         let pre = crate::component::pre_instantiate(engine, &component)
             .with_context(|| format!("cannot serve {}", cfg.wasm.display()))?;
 
-        let store = KeyValueStore::open(&cfg.store_path)?;
+        let store = KeyValueStore::open(&cfg.store)?;
         let output = OutputLog::new(cfg.echo_output);
         let host_errors = Arc::new(Mutex::new(Vec::new()));
         let template = InstanceTemplate {
@@ -157,7 +158,8 @@ impl RunningHost {
             .clone()
     }
 
-    /// Stops serving, drops in-flight instances and closes the store file.
+    /// Stops serving, drops in-flight instances and closes the store (the
+    /// SQLite file, or the Redis connections).
     pub fn stop(mut self) {
         self.shut_down();
     }

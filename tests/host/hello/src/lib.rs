@@ -31,6 +31,27 @@ fn kv_error(e: store::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:?}")
 }
 
+/// A store call's outcome, as JSON the tests can inspect:
+/// `{"value": ...}`, or `{"error": "<the store::Error, Debug-printed>"}`.
+fn outcome(result: Result<serde_json::Value, store::Error>) -> anyhow::Result<Response<String>> {
+    json(
+        200,
+        match result {
+            Ok(value) => serde_json::json!({ "value": value }),
+            Err(e) => serde_json::json!({ "error": format!("{e:?}") }),
+        },
+    )
+}
+
+/// The comma-separated `keys` query parameter.
+fn key_list(keys: Option<String>) -> Vec<String> {
+    keys.unwrap_or_default()
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 #[spin_sdk::http_component]
 async fn handle(req: IncomingRequest) -> anyhow::Result<Response<String>> {
     let target = req.path_with_query().unwrap_or_default();
@@ -63,6 +84,71 @@ async fn handle(req: IncomingRequest) -> anyhow::Result<Response<String>> {
             let body = req.into_body().await?;
             bucket.set(&key, &body).map_err(kv_error)?;
             json(200, serde_json::json!({ "ok": true }))
+        }
+        // One store call each, its error reported in the JSON (not a 500).
+        "try-incr" => {
+            let key = param("key").unwrap_or_default();
+            let bucket = store::open("default").map_err(kv_error)?;
+            outcome(atomics::increment(&bucket, &key, 1).map(|v| serde_json::json!(v)))
+        }
+        "delete" => {
+            let key = param("key").unwrap_or_default();
+            let bucket = store::open("default").map_err(kv_error)?;
+            outcome(bucket.delete(&key).map(|()| serde_json::json!(null)))
+        }
+        "exists" => {
+            let key = param("key").unwrap_or_default();
+            let bucket = store::open("default").map_err(kv_error)?;
+            outcome(bucket.exists(&key).map(|v| serde_json::json!(v)))
+        }
+        "keys" => {
+            let bucket = store::open("default").map_err(kv_error)?;
+            outcome(bucket.list_keys(None).map(|r| serde_json::json!(r.keys)))
+        }
+        "get-many" => {
+            let keys = key_list(param("keys"));
+            let bucket = store::open("default").map_err(kv_error)?;
+            outcome(batch::get_many(&bucket, &keys).map(|pairs| serde_json::json!(pairs)))
+        }
+        "set-many" => {
+            // Each key is set to "<key>-value".
+            let pairs: Vec<(String, Vec<u8>)> = key_list(param("keys"))
+                .into_iter()
+                .map(|k| (k.clone(), format!("{k}-value").into_bytes()))
+                .collect();
+            let bucket = store::open("default").map_err(kv_error)?;
+            outcome(batch::set_many(&bucket, &pairs).map(|()| serde_json::json!(null)))
+        }
+        "delete-many" => {
+            let keys = key_list(param("keys"));
+            let bucket = store::open("default").map_err(kv_error)?;
+            outcome(batch::delete_many(&bucket, &keys).map(|()| serde_json::json!(null)))
+        }
+        "cas" => {
+            // One compare-and-swap of `key` to the body: new, current, swap;
+            // then what the store holds.
+            let key = param("key").unwrap_or_default();
+            let bucket = store::open("default").map_err(kv_error)?;
+            let value = req.into_body().await?;
+            let cas = atomics::Cas::new(&bucket, &key).map_err(kv_error)?;
+            let current = cas.current().map_err(kv_error)?;
+            let (swap, retry_current) = match atomics::swap(cas, &value) {
+                Ok(()) => ("ok".to_string(), None),
+                Err(atomics::CasError::CasFailed(retry)) => {
+                    ("cas-failed".to_string(), retry.current().map_err(kv_error)?)
+                }
+                Err(atomics::CasError::StoreError(e)) => (format!("{e:?}"), None),
+            };
+            let stored = bucket.get(&key).map_err(kv_error)?;
+            json(
+                200,
+                serde_json::json!({
+                    "current": current,
+                    "swap": swap,
+                    "retry_current": retry_current,
+                    "stored": stored,
+                }),
+            )
         }
         "kv" => {
             // Every operation once: set, get, get-many, delete, exists.

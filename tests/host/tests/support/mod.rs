@@ -1,6 +1,6 @@
 //! Test helpers: building the `hello` fixture component, fresh directories,
-//! starting hosts, and a minimal HTTP/1.1 client (so the tests need no
-//! HTTP client crate).
+//! a Redis database per test, starting hosts, and a minimal HTTP/1.1 client
+//! (so the tests need no HTTP client crate).
 
 #![allow(dead_code)]
 
@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-use spin_test_host::{HostConfig, RunningHost};
+use spin_test_host::{HostConfig, KeyValueBackend, RunningHost};
 
 /// The `hello` fixture crate (`SPIN_TEST_HOST_HELLO_DIR` overrides).
 pub fn hello_dir() -> PathBuf {
@@ -71,12 +72,13 @@ pub fn fresh_dir(name: &str) -> PathBuf {
 /// A config serving `hello` with its own manifest, a fresh store file and
 /// the one required variable set.
 pub fn hello_config(dir: &Path) -> HostConfig {
-    let mut cfg = HostConfig::new(
-        hello_wasm(""),
-        hello_dir().join("spin.toml"),
-        dir.join("store.db"),
-    )
-    .variable("api_token", "test-token");
+    hello_config_on(dir.join("store.db").into())
+}
+
+/// A config serving `hello` over the given key-value store.
+pub fn hello_config_on(store: KeyValueBackend) -> HostConfig {
+    let mut cfg = HostConfig::new(hello_wasm(""), hello_dir().join("spin.toml"), store)
+        .variable("api_token", "test-token");
     cfg.cache_dir = Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"));
     cfg
 }
@@ -85,6 +87,62 @@ pub fn start_hello(name: &str) -> (RunningHost, PathBuf) {
     let dir = fresh_dir(name);
     let host = RunningHost::start(hello_config(&dir)).expect("starting the host");
     (host, dir)
+}
+
+/// The Redis server the Redis tests use, e.g. `redis://127.0.0.1:6390`.
+pub const REDIS_ENV: &str = "SECURE_BACKEND_TEST_REDIS";
+
+/// A Redis database of the calling test's own, emptied, as
+/// `redis://host:port/N`. `None` when [`REDIS_ENV`] is not set: the test is
+/// skipped, and says so on stderr. Panics when it is set but Redis cannot be
+/// reached: a configured Redis that is down fails the test.
+///
+/// Databases are handed out by `INCR secure-backend-tests:next-db` on
+/// database 0, as `1 + (n - 1) % 255` (CI's Redis has `--databases 256`), so
+/// tests running at the same time, in any process, never share keys.
+pub fn redis_db(test: &str) -> Option<String> {
+    let Some(server) = std::env::var(REDIS_ENV).ok().filter(|s| !s.is_empty()) else {
+        // Straight to stderr, past libtest's capture, so a skip is visible.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: {test} ({REDIS_ENV} is not set)"
+        );
+        return None;
+    };
+    let authority = server
+        .strip_prefix("redis://")
+        .unwrap_or_else(|| panic!("{REDIS_ENV}={server:?}: expected redis://host:port"))
+        .split('/')
+        .next()
+        .unwrap();
+    let connect = |db: i64| {
+        let url = format!("redis://{authority}/{db}");
+        redis::Client::open(url.as_str())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(5)))
+            .unwrap_or_else(|e| panic!("{REDIS_ENV}: cannot reach Redis at {url}: {e}"))
+    };
+    let n: i64 = redis::cmd("INCR")
+        .arg("secure-backend-tests:next-db")
+        .query(&mut connect(0))
+        .expect("allocating a Redis database");
+    let db = 1 + (n - 1) % 255;
+    redis::cmd("FLUSHDB")
+        .exec(&mut connect(db))
+        .expect("emptying the test's Redis database");
+    Some(format!("redis://{authority}/{db}"))
+}
+
+/// A direct connection to a test's Redis database, to look behind the host.
+pub fn redis_connection(db_url: &str) -> redis::Connection {
+    redis::Client::open(db_url)
+        .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(5)))
+        .expect("connecting to the test's Redis database")
+}
+
+/// Starts `hello` over the Redis database `db_url`.
+pub fn start_hello_on_redis(db_url: &str) -> RunningHost {
+    RunningHost::start(hello_config_on(KeyValueBackend::Redis(db_url.into())))
+        .expect("starting the host on Redis")
 }
 
 /// A response as the tests see it.

@@ -1,12 +1,16 @@
 //! Starts the built component under a real runtime and talks HTTP to it.
 //!
 //! Two runtimes: the wasmtime-based test host in `tests/host` (always), and
-//! the `spin` CLI when it is on `PATH`. Each server gets its own state
-//! directory (so its own key-value store) and a free loopback port.
+//! the `spin` CLI when it is on `PATH`. Two stores: a SQLite file in the
+//! case's own state directory, or a database of its own on the Redis server
+//! named by `SECURE_BACKEND_TEST_REDIS` (as `.ci/run` starts one). Each
+//! server gets a free loopback port and its own process group, and a case
+//! fails if any process of a server outlives it.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,8 +22,69 @@ pub enum Runtime {
     Spin,
 }
 
+/// Where the key-value store `default` lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Redis,
+}
+
+/// One way of serving the component: a runtime over a store backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub runtime: Runtime,
+    pub backend: Backend,
+}
+
+/// The Redis server the Redis cases use (`redis://host:port`). Each case
+/// takes a database of its own on it and flushes it first.
+pub const REDIS_ENV: &str = "SECURE_BACKEND_TEST_REDIS";
+
+impl Target {
+    /// Whether this target can run here; if not, says so where the test
+    /// runner shows it (straight to stderr: the harness captures print!).
+    pub fn available(self, test: &str) -> bool {
+        let missing = if self.runtime == Runtime::Spin && !spin_installed() {
+            Some("no spin CLI on PATH")
+        } else if self.backend == Backend::Redis && std::env::var_os(REDIS_ENV).is_none() {
+            Some("SECURE_BACKEND_TEST_REDIS is not set")
+        } else {
+            None
+        };
+        if let Some(why) = missing {
+            let runtime = match self.runtime {
+                Runtime::TestHost => "the test host",
+                Runtime::Spin => "`spin up`",
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: {test} under {runtime} on {:?} ({why})",
+                self.backend
+            );
+        }
+        missing.is_none()
+    }
+}
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Cargo's target directory, wherever `CARGO_TARGET_DIR` or a cargo config
+/// puts it.
+pub fn target_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .current_dir(root())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo metadata");
+        assert!(out.status.success(), "cargo metadata failed");
+        let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+        PathBuf::from(meta["target_directory"].as_str().expect("target_directory"))
+    })
 }
 
 /// Runs cargo as the outer `cargo test` does (cargo decides what is stale).
@@ -44,7 +109,7 @@ pub fn component() -> &'static Path {
             "-p",
             "secure-backend",
         ]);
-        root().join("target/wasm32-wasip1/release/secure_backend.wasm")
+        target_dir().join("wasm32-wasip1/release/secure_backend.wasm")
     })
 }
 
@@ -54,26 +119,21 @@ fn test_host_binary() -> &'static Path {
         // A debug build is enough: the component runs as compiled machine
         // code either way, and compiled components are cached on disk.
         cargo(&["build", "-p", "spin-test-host"]);
-        root().join("target/debug/spin-test-host")
+        target_dir().join("debug/spin-test-host")
     })
 }
 
-/// Whether the `spin` CLI is installed; if not, say so where the test runner shows it.
-pub fn spin_available(test: &str) -> bool {
-    let found = Command::new("spin")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        // Straight to stderr: the test harness captures only print! output.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: {test} against `spin up` (no spin CLI on PATH)"
-        );
-    }
-    found
+/// Whether the `spin` CLI is installed.
+fn spin_installed() -> bool {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        Command::new("spin")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
 }
 
 fn free_port() -> u16 {
@@ -83,25 +143,83 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A state directory that outlives server restarts within one test.
+/// A case's state: a directory and a store that outlive server restarts
+/// within one test, shared by every server started on it.
 pub struct State {
+    pub target: Target,
     pub dir: tempfile::TempDir,
+    /// `redis://host:port/db` of the case's own database, on Redis.
+    pub redis_url: Option<String>,
+    servers: std::sync::atomic::AtomicUsize,
 }
 
 impl State {
-    pub fn new() -> Self {
-        let base = root().join("target/e2e-state");
+    pub fn new(target: Target) -> Self {
+        let base = target_dir().join("e2e-state");
         std::fs::create_dir_all(&base).expect("state base");
         Self {
+            target,
             dir: tempfile::tempdir_in(base).expect("state dir"),
+            redis_url: (target.backend == Backend::Redis).then(redis_database),
+            servers: Default::default(),
         }
     }
+
+    /// Spin's state directory for the next server: on SQLite the case's
+    /// directory (it holds the store, so a restart finds it); on Redis one
+    /// of its own per server, as separate machines would have, so each
+    /// instance's log is its own.
+    fn spin_state_dir(&self) -> PathBuf {
+        if self.redis_url.is_none() {
+            return self.dir.path().to_owned();
+        }
+        let n = self
+            .servers
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = self.dir.path().join(format!("instance-{n}"));
+        std::fs::create_dir_all(&dir).expect("instance state dir");
+        dir
+    }
+
+    /// A connection to the case's Redis database, to inspect what the
+    /// component stored.
+    pub fn redis(&self) -> redis::Connection {
+        let url = self.redis_url.as_deref().expect("a Redis case");
+        redis::Client::open(url)
+            .and_then(|c| c.get_connection())
+            .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+    }
+}
+
+/// A fresh database on the test Redis: the number comes from an atomic
+/// counter in database 0, so parallel cases (and test processes) never
+/// share one; `.ci/run` starts Redis with 256 databases.
+fn redis_database() -> String {
+    let server = std::env::var(REDIS_ENV).expect(REDIS_ENV);
+    let server = server.trim_end_matches('/');
+    let connect = |url: &str| {
+        redis::Client::open(url)
+            .and_then(|c| c.get_connection())
+            .unwrap_or_else(|e| panic!("{REDIS_ENV}={url}: cannot connect: {e}"))
+    };
+    let mut zero = connect(&format!("{server}/0"));
+    let n: i64 = redis::cmd("INCR")
+        .arg("secure-backend-tests:next-db")
+        .query(&mut zero)
+        .expect("allocate a Redis database");
+    let url = format!("{server}/{}", 1 + (n - 1) % 255);
+    let () = redis::cmd("FLUSHDB")
+        .query(&mut connect(&url))
+        .expect("flush the case's Redis database");
+    url
 }
 
 pub struct Server {
     pub runtime: Runtime,
     pub base: String,
+    /// Also the id of the server's process group.
     child: Child,
+    stopped: bool,
     stdout: Arc<Mutex<Vec<String>>>,
     log_file: Option<PathBuf>,
 }
@@ -114,7 +232,8 @@ pub const DEFAULT_VARS: &[(&str, &str)] = &[
 ];
 
 impl Server {
-    pub fn start(runtime: Runtime, state: &State, vars: &[(&str, &str)]) -> Server {
+    pub fn start(state: &State, vars: &[(&str, &str)]) -> Server {
+        let runtime = state.target.runtime;
         let mut merged: Vec<(String, String)> = DEFAULT_VARS
             .iter()
             .filter(|(k, _)| !vars.iter().any(|(o, _)| o == k))
@@ -123,6 +242,7 @@ impl Server {
             .collect();
         merged.sort();
         let wasm = component();
+        let spin_dir = state.spin_state_dir();
         // The test host binds port 0 and says which port it got; Spin is
         // given a free port picked here.
         let listen = match runtime {
@@ -131,15 +251,19 @@ impl Server {
         };
         let mut cmd = match runtime {
             Runtime::TestHost => {
+                let store = match &state.redis_url {
+                    Some(url) => url.into(),
+                    None => state.dir.path().join("sqlite_key_value.db"),
+                };
                 let mut cmd = Command::new(test_host_binary());
                 cmd.arg("--wasm")
                     .arg(wasm)
                     .arg("--manifest")
                     .arg(root().join("spin.toml"))
                     .arg("--store")
-                    .arg(state.dir.path().join("sqlite_key_value.db"))
+                    .arg(store)
                     .arg("--cache-dir")
-                    .arg(root().join("target/e2e-cache"))
+                    .arg(target_dir().join("e2e-cache"))
                     .args(["--listen", &listen])
                     // Many serving threads, so parallel requests really overlap
                     // even while one is busy in bcrypt.
@@ -153,17 +277,29 @@ impl Server {
                 let mut cmd = Command::new("spin");
                 cmd.arg("up")
                     .arg("--from")
-                    .arg(root().join("spin.toml"))
+                    .arg(spin_manifest(state, wasm))
                     .arg("--state-dir")
-                    .arg(state.dir.path())
+                    .arg(&spin_dir)
                     .args(["--listen", &listen]);
+                if let Some(url) = &state.redis_url {
+                    let config = spin_dir.join("runtime-config.toml");
+                    std::fs::write(
+                        &config,
+                        format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n"),
+                    )
+                    .expect("write runtime config");
+                    cmd.arg("--runtime-config-file").arg(config);
+                }
                 for (k, v) in &merged {
                     cmd.env(format!("SPIN_VARIABLE_{}", k.to_uppercase()), v);
                 }
                 cmd
             }
         };
+        // Its own process group, so stopping it reaches `spin up`'s child
+        // `spin trigger http` too.
         let mut child = cmd
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -194,12 +330,13 @@ impl Server {
                 }
             });
         }
-        let log_file = (runtime == Runtime::Spin)
-            .then(|| state.dir.path().join("logs/secure-backend_stdout.txt"));
+        let log_file =
+            (runtime == Runtime::Spin).then(|| spin_dir.join("logs/secure-backend_stdout.txt"));
         let mut server = Server {
             runtime,
             base: String::new(),
             child,
+            stopped: false,
             stdout,
             log_file,
         };
@@ -277,19 +414,97 @@ impl Server {
     }
 
     pub fn stop(mut self) {
-        self.kill();
+        self.shut_down();
     }
 
-    fn kill(&mut self) {
-        let _ = self.child.kill();
+    /// SIGTERM to the whole process group (`spin up` then stops its
+    /// `spin trigger http` child; SIGKILL would orphan it), then checks that
+    /// no process of the group is left. One that is gets SIGKILL and fails
+    /// the case.
+    fn shut_down(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        let group = self.child.id() as i32;
+        signal_group(group, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) && live_in_group(group).is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = live_in_group(group);
+        signal_group(group, libc::SIGKILL);
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            panic!(
+                "{:?}: processes outlived their case after SIGTERM: {left:?}",
+                self.runtime
+            );
+        }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.kill();
+        self.shut_down();
     }
+}
+
+fn signal_group(group: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals that process group only.
+    unsafe {
+        libc::kill(-group, signal);
+    }
+}
+
+/// Processes of the group that are still running (zombies, already dead
+/// and waiting to be reaped, do not count).
+#[cfg(target_os = "linux")]
+fn live_in_group(group: i32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ')'.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let (state, pgrp) = (*fields.first()?, fields.get(2)?.parse::<i32>().ok()?);
+            (pgrp == group && state != "Z").then(|| format!("{head})"))
+        })
+        .collect()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn live_in_group(group: i32) -> Vec<String> {
+    // SAFETY: signal 0 only asks whether any process of the group exists.
+    if unsafe { libc::kill(-group, 0) } == 0 {
+        vec![format!("process group {group}")]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `spin.toml` with the component's `source` pointing at the build wherever
+/// cargo put it, written into the case's state directory.
+fn spin_manifest(state: &State, wasm: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("spin.toml")).expect("read spin.toml");
+    let mut manifest: toml::Table = toml::from_str(&text).expect("parse spin.toml");
+    let component = manifest
+        .get_mut("component")
+        .and_then(|c| c.get_mut("secure-backend"))
+        .and_then(|c| c.as_table_mut())
+        .expect("[component.secure-backend] in spin.toml");
+    component.insert(
+        "source".into(),
+        toml::Value::String(wasm.to_str().expect("UTF-8 path").into()),
+    );
+    let path = state.dir.path().join("spin.toml");
+    std::fs::write(&path, toml::to_string(&manifest).expect("write TOML")).expect("write manifest");
+    path
 }
 
 pub struct Client {

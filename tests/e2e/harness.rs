@@ -40,6 +40,10 @@ pub struct Target {
 /// takes a database of its own on it and flushes it first.
 pub const REDIS_ENV: &str = "SECURE_BACKEND_TEST_REDIS";
 
+/// Set (to anything) where every target must run, as in CI: a missing
+/// runtime or store then fails the case instead of skipping it.
+pub const REQUIRE_ALL_ENV: &str = "SECURE_BACKEND_E2E_REQUIRE_ALL";
+
 impl Target {
     /// Whether this target can run here; if not, says so where the test
     /// runner shows it (straight to stderr: the harness captures print!).
@@ -52,6 +56,10 @@ impl Target {
             None
         };
         if let Some(why) = missing {
+            assert!(
+                std::env::var_os(REQUIRE_ALL_ENV).is_none(),
+                "{test} on {self:?} cannot run ({why}) and {REQUIRE_ALL_ENV} is set"
+            );
             let runtime = match self.runtime {
                 Runtime::TestHost => "the test host",
                 Runtime::Spin => "`spin up`",
@@ -297,7 +305,10 @@ impl Server {
             }
         };
         // Its own process group, so stopping it reaches `spin up`'s child
-        // `spin trigger http` too.
+        // `spin trigger http` too. Out of the test run's group, though, Ctrl-C
+        // no longer reaches it, and a killed test runs no `Drop`: so it is
+        // also told to stop when the thread that started it dies.
+        stop_with_parent(&mut cmd);
         let mut child = cmd
             .process_group(0)
             .stdout(Stdio::piped())
@@ -451,6 +462,25 @@ impl Drop for Server {
         self.shut_down();
     }
 }
+
+/// SIGTERM to the server when the thread that started it dies (`spin up`
+/// then stops its own child). Linux only; elsewhere an interrupted run may
+/// leave servers behind.
+#[cfg(target_os = "linux")]
+fn stop_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_with_parent(_cmd: &mut Command) {}
 
 fn signal_group(group: i32, signal: i32) {
     // SAFETY: kill(2) with a negative pid signals that process group only.

@@ -64,12 +64,14 @@ every_target!(
 // shared backend (Redis) makes sense here.
 e2e!(two_instances_test_host: TestHost on Redis {
     two_instances_share_users_tokens_and_one_signing_key,
+    two_instances_racing_for_the_first_signing_key_agree_on_one,
     two_instances_twenty_parallel_registrations_give_one_201,
     two_instances_fifty_parallel_wrong_passwords_give_five_checks,
     two_instances_thirty_parallel_logins_from_one_address_let_five_past,
 });
 e2e!(two_instances_spin_up: Spin on Redis {
     two_instances_share_users_tokens_and_one_signing_key,
+    two_instances_racing_for_the_first_signing_key_agree_on_one,
     two_instances_twenty_parallel_registrations_give_one_201,
     two_instances_fifty_parallel_wrong_passwords_give_five_checks,
     two_instances_thirty_parallel_logins_from_one_address_let_five_past,
@@ -491,50 +493,105 @@ fn two_instances(t: Target, vars: &[(&str, &str)]) -> (State, Server, Server) {
     (state, a, b)
 }
 
+fn stored_signing_key(redis: &mut redis::Connection) -> Option<Vec<u8>> {
+    redis::cmd("GET").arg("secret:jwt").query(redis).unwrap()
+}
+
+fn key_claims(redis: &mut redis::Connection) -> i64 {
+    redis::cmd("GET")
+        .arg("claim:secret:jwt")
+        .query(redis)
+        .unwrap()
+}
+
 fn two_instances_share_users_tokens_and_one_signing_key(t: Target) {
     let (state, a, b) = two_instances(t, &[]);
     let mut redis = state.redis();
-    let stored_key = |redis: &mut redis::Connection| -> Option<Vec<u8>> {
-        redis::cmd("GET").arg("secret:jwt").query(redis).unwrap()
-    };
     assert_eq!(
-        stored_key(&mut redis),
+        stored_signing_key(&mut redis),
         None,
         "no key before the first request"
     );
 
     assert_eq!(a.client().register("alice", PASSWORD).status, 201);
-    let key = stored_key(&mut redis).expect("the first request stored a signing key");
+    let key = stored_signing_key(&mut redis).expect("the first request stored a signing key");
     let token_a = a.client().login("alice", PASSWORD).token();
     let token_b = b.client().login("alice", PASSWORD).token();
-    assert_eq!(
-        b.client()
-            .get_with_token("/auth/protected", &token_a)
-            .status,
-        200
-    );
-    assert_eq!(
-        a.client()
-            .get_with_token("/auth/protected", &token_b)
-            .status,
-        200
-    );
+    for (server, token) in [(&b, &token_a), (&a, &token_b)] {
+        assert_eq!(
+            server
+                .client()
+                .get_with_token("/auth/protected", token)
+                .status,
+            200
+        );
+    }
     // Both instances sign with the one key the first request generated.
     let key = HS256Key::from_bytes(&key);
     for token in [&token_a, &token_b] {
         key.verify_token::<NoCustomClaims>(token, None)
             .expect("signed with the stored key");
     }
-    let claims: i64 = redis::cmd("GET")
-        .arg("claim:secret:jwt")
-        .query(&mut redis)
-        .unwrap();
-    assert_eq!(claims, 1, "one key generated in all");
-    assert_eq!(stored_key(&mut redis), Some(key.to_bytes()));
+    assert_eq!(key_claims(&mut redis), 1, "one key generated in all");
+    assert_eq!(stored_signing_key(&mut redis), Some(key.to_bytes()));
 
     assert_eq!(b.client().register("bob", PASSWORD).status, 201);
     assert_eq!(a.client().login("bob", PASSWORD).status, 200);
     assert_error(&a.client().register("bob", PASSWORD), 409, "username_taken");
+}
+
+fn two_instances_racing_for_the_first_signing_key_agree_on_one(t: Target) {
+    // Rounds reuse client addresses: keep the limiter out of the way.
+    let (state, a, b) = two_instances(t, &[("login_rate_limit", "1000")]);
+    let servers = [&a, &b];
+    const RACERS: usize = 10;
+    for i in 0..RACERS {
+        let reg = servers[i % 2]
+            .client_from(200 + i as u8)
+            .register(&format!("user{i}"), PASSWORD);
+        assert_eq!(reg.status, 201, "{}", reg.body);
+    }
+    let mut redis = state.redis();
+    // Each round starts from a store without a key (registration creates
+    // it but signs nothing), so the first token-issuing requests race on
+    // both instances to create it. Rounds go on until one has really raced
+    // (more than one claim ticket taken); every round must end with every
+    // token valid on both instances and signed with the one stored key.
+    let mut raced = false;
+    for _round in 0..60 {
+        let () = redis::cmd("DEL")
+            .arg("secret:jwt")
+            .arg("claim:secret:jwt")
+            .query(&mut redis)
+            .unwrap();
+        let start = std::sync::Barrier::new(RACERS);
+        let tokens = in_parallel(RACERS, |i| {
+            let client = servers[i % 2].client_from(210 + i as u8);
+            // An open connection first, so the logins leave together.
+            assert_eq!(client.send(client.get("/health")).status, 200);
+            start.wait();
+            client.login(&format!("user{i}"), PASSWORD).token()
+        });
+        let key = HS256Key::from_bytes(&stored_signing_key(&mut redis).expect("a key was stored"));
+        for token in &tokens {
+            key.verify_token::<NoCustomClaims>(token, None)
+                .expect("signed with the one stored key");
+            for server in servers {
+                assert_eq!(
+                    server
+                        .client()
+                        .get_with_token("/auth/protected", token)
+                        .status,
+                    200
+                );
+            }
+        }
+        if key_claims(&mut redis) > 1 {
+            raced = true;
+            break;
+        }
+    }
+    assert!(raced, "no round had two instances racing for the key");
 }
 
 fn two_instances_twenty_parallel_registrations_give_one_201(t: Target) {

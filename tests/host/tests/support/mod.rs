@@ -102,6 +102,11 @@ pub const REDIS_ENV: &str = "SECURE_BACKEND_TEST_REDIS";
 /// tests running at the same time, in any process, never share keys.
 pub fn redis_db(test: &str) -> Option<String> {
     let Some(server) = std::env::var(REDIS_ENV).ok().filter(|s| !s.is_empty()) else {
+        // CI sets this so that a lost Redis cannot pass as a skip.
+        assert!(
+            std::env::var_os("SECURE_BACKEND_E2E_REQUIRE_ALL").is_none(),
+            "{test} needs {REDIS_ENV} and SECURE_BACKEND_E2E_REQUIRE_ALL is set"
+        );
         // Straight to stderr, past libtest's capture, so a skip is visible.
         let _ = writeln!(
             std::io::stderr(),

@@ -4,11 +4,11 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use spin_test_host::{HostConfig, RunningHost};
-use support::{fresh_dir, get, hello_config, hello_wasm, request, start_hello};
+use support::{
+    fresh_dir, get, hello_config, hello_wasm, increment_in_parallel, request, start_hello,
+};
 
 #[test]
 fn spin_headers_are_appended_after_the_clients_own() {
@@ -162,28 +162,7 @@ fn a_required_variable_without_a_value_fails_start_up() {
 fn parallel_increments_are_exact() {
     let (host, _dir) = start_hello("increments");
     let addr = host.addr;
-    let remaining = Arc::new(AtomicUsize::new(200));
-    let threads: Vec<_> = (0..16)
-        .map(|_| {
-            let remaining = remaining.clone();
-            std::thread::spawn(move || {
-                let mut seen = Vec::new();
-                while remaining
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok()
-                {
-                    let reply = get(addr, "/incr?key=hits");
-                    assert_eq!(reply.status, 200);
-                    seen.push(reply.json()["value"].as_i64().unwrap());
-                }
-                seen
-            })
-        })
-        .collect();
-    let seen: BTreeSet<i64> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let seen = increment_in_parallel(addr, "hits", 200, 16);
     assert_eq!(seen, (1..=200).collect::<BTreeSet<_>>());
     // Spin's SQLite store keeps the counter as 8 little-endian bytes.
     let stored = get(addr, "/get?key=hits").json()["value"].clone();

@@ -6,14 +6,13 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use redis::Commands as _;
 use serde_json::json;
 use spin_test_host::{KeyValueBackend, RunningHost};
 use support::{
-    get, hello_config_on, redis_connection, redis_db, request, start_hello_on_redis, Reply,
+    get, hello_config_on, increment_in_parallel, redis_connection, redis_db, request,
+    start_hello_on_redis, Reply,
 };
 
 fn post(host: &RunningHost, target: &str, body: &[u8]) -> Reply {
@@ -47,28 +46,7 @@ fn parallel_increments_are_exact() {
     };
     let host = start_hello_on_redis(&db);
     let addr = host.addr;
-    let remaining = Arc::new(AtomicUsize::new(200));
-    let threads: Vec<_> = (0..16)
-        .map(|_| {
-            let remaining = remaining.clone();
-            std::thread::spawn(move || {
-                let mut seen = Vec::new();
-                while remaining
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok()
-                {
-                    let reply = get(addr, "/incr?key=hits");
-                    assert_eq!(reply.status, 200);
-                    seen.push(reply.json()["value"].as_i64().unwrap());
-                }
-                seen
-            })
-        })
-        .collect();
-    let seen: BTreeSet<i64> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let seen = increment_in_parallel(addr, "hits", 200, 16);
     assert_eq!(seen, (1..=200).collect::<BTreeSet<_>>());
     assert_eq!(get(addr, "/get?key=hits").json()["value"], bytes(b"200"));
 }

@@ -4,11 +4,12 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -197,6 +198,40 @@ pub fn request(
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("reading the response");
     parse_response(&raw)
+}
+
+/// `total` `/incr?key=KEY` requests from `threads` threads at once: the
+/// values they saw.
+pub fn increment_in_parallel(
+    addr: SocketAddr,
+    key: &str,
+    total: usize,
+    threads: usize,
+) -> BTreeSet<i64> {
+    let remaining = AtomicUsize::new(total);
+    let target = format!("/incr?key={key}");
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut seen = Vec::new();
+                    while remaining
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                    {
+                        let reply = get(addr, &target);
+                        assert_eq!(reply.status, 200);
+                        seen.push(reply.json()["value"].as_i64().unwrap());
+                    }
+                    seen
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    })
 }
 
 pub fn get(addr: SocketAddr, target: &str) -> Reply {

@@ -14,7 +14,7 @@ mod memory;
 #[cfg(target_arch = "wasm32")]
 mod spin;
 
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, Op};
 #[cfg(target_arch = "wasm32")]
 pub use spin::SpinStore;
 

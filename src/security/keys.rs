@@ -3,20 +3,34 @@
 //! number of store keys.
 //!
 //! The key comes from the `jwt_secret` variable when set. Otherwise it is
-//! generated once and kept in the store: the instance whose claim increment
-//! returns 1 writes it, the others wait briefly for it. So every instance
-//! signs with the same key and tokens survive restarts.
+//! generated on first use and kept in the store, in one of [`GENERATIONS`]
+//! generations. Generation `g` has one possible writer: the request whose
+//! `increment` of the generation's claim returns 1. Others wait a bounded
+//! time for that write; a waiter that times out claims the next generation,
+//! so a claimer that failed or died mid-way costs one wait, not an outage.
+//!
+//! Every request uses the lowest generation that exists. A written key is
+//! never rewritten (one writer per generation), so any two requests that
+//! read the same store agree, and no instance can keep a key of its own: a
+//! late write of a lower generation switches everyone at once. Tokens signed
+//! with the higher generation then stop verifying and their holders log in
+//! again; that is the price of never splitting. Generation 0 keeps the
+//! original key names, so existing deployments keep their key, and the
+//! common path stays one `get`.
 
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::security::random_bytes;
+use crate::store::KeyValue;
 use anyhow::anyhow;
 use jwt_simple::prelude::HS256Key;
 
 pub const KEY_BYTES: usize = 32;
-const STORED_KEY: &str = "secret:jwt";
-const CLAIM_KEY: &str = "claim:secret:jwt";
-/// How long a request waits for another instance to write the new key.
+/// At most this many keys (and claims) are ever stored, however many
+/// claimers fail: once every generation is claimed and none written, only
+/// an operator helps (set `jwt_secret`, or delete the claims).
+pub const GENERATIONS: u32 = 4;
+/// How long a request waits for another instance to write the key it claimed.
 const WAIT_ROUNDS: u32 = 50;
 const WAIT_STEP_MS: u64 = 20;
 
@@ -50,14 +64,30 @@ impl Keys {
     }
 }
 
-/// The signing key: the `jwt_secret` variable, or the key kept in the
-/// store (one `get`, plus the creation path the first time).
+/// Where generation `g` of the key is stored (generation 0 under the
+/// original name).
+pub fn stored_key(generation: u32) -> String {
+    match generation {
+        0 => "secret:jwt".into(),
+        g => format!("secret:jwt:{g}"),
+    }
+}
+
+/// The counter whose increment returning 1 makes its caller the one writer
+/// of generation `g`.
+pub fn claim_key(generation: u32) -> String {
+    format!("claim:{}", stored_key(generation))
+}
+
+/// The signing key: the `jwt_secret` variable, or the lowest generation in
+/// the store (one `get` while generation 0 exists, plus the creation path
+/// the first time).
 pub fn load(ctx: &Ctx) -> Result<Keys, ApiError> {
     if let Some(secret) = &ctx.config.jwt_secret {
         return Ok(Keys::from_secret(secret.expose()));
     }
-    let secret = match ctx.store.get(STORED_KEY)? {
-        Some(bytes) => bytes,
+    let secret = match lowest_written(ctx.store)? {
+        Some(secret) => secret,
         None => create_or_wait(ctx)?,
     };
     if secret.len() != KEY_BYTES {
@@ -66,18 +96,68 @@ pub fn load(ctx: &Ctx) -> Result<Keys, ApiError> {
     Ok(Keys::from_secret(&secret))
 }
 
-fn create_or_wait(ctx: &Ctx) -> Result<Vec<u8>, ApiError> {
-    if ctx.store.increment(CLAIM_KEY, 1)? == 1 {
-        let secret = random_bytes::<KEY_BYTES>()?;
-        ctx.store.set(STORED_KEY, &secret)?;
-        return Ok(secret.to_vec());
+/// Whether a request can sign now, for `/health`, without creating anything:
+/// a key exists, or none was ever claimed (the first request creates it).
+/// False while a claimed key is unwritten (being written, or its claimer
+/// failed: the next request that needs the key recovers within about a
+/// second) and once every generation is claimed and none written. One `get`
+/// while generation 0 exists, two on a fresh store.
+pub fn usable(ctx: &Ctx) -> Result<bool, ApiError> {
+    let store = ctx.store;
+    if ctx.config.jwt_secret.is_some() {
+        // The store key does not matter; the store must still answer.
+        store.get(&stored_key(0))?;
+        return Ok(true);
     }
-    for _ in 0..WAIT_ROUNDS {
-        ctx.clock.pause(WAIT_STEP_MS);
-        if let Some(secret) = ctx.store.get(STORED_KEY)? {
+    if store.get(&stored_key(0))?.is_some() || store.get(&claim_key(0))?.is_none() {
+        return Ok(true);
+    }
+    for generation in 1..GENERATIONS {
+        if store.get(&stored_key(generation))?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn lowest_written(store: &dyn KeyValue) -> Result<Option<Vec<u8>>, ApiError> {
+    for generation in 0..GENERATIONS {
+        if let Some(secret) = store.get(&stored_key(generation))? {
+            return Ok(Some(secret));
+        }
+    }
+    Ok(None)
+}
+
+/// No generation is written: claim the lowest one nobody has given up on,
+/// and write it, or wait for its claimer.
+fn create_or_wait(ctx: &Ctx) -> Result<Vec<u8>, ApiError> {
+    let store = ctx.store;
+    for generation in 0..GENERATIONS {
+        if store.increment(&claim_key(generation), 1)? == 1 {
+            let secret = random_bytes::<KEY_BYTES>()?;
+            store.set(&stored_key(generation), &secret)?;
+            return Ok(secret.to_vec());
+        }
+        // A claim on the next generation means somebody already waited the
+        // full time for this one: its claimer has had its chance.
+        let next = generation + 1;
+        if next < GENERATIONS && store.get(&claim_key(next))?.is_some() {
+            continue;
+        }
+        if let Some(secret) = wait_for(ctx, generation)? {
             return Ok(secret);
         }
     }
-    // The claimer has not written the key (it may have died mid-way).
-    Err(anyhow!("signing key was claimed but never written").into())
+    Err(anyhow!("every signing-key generation was claimed and none written; set jwt_secret").into())
+}
+
+fn wait_for(ctx: &Ctx, generation: u32) -> Result<Option<Vec<u8>>, ApiError> {
+    for _ in 0..WAIT_ROUNDS {
+        ctx.clock.pause(WAIT_STEP_MS);
+        if let Some(secret) = ctx.store.get(&stored_key(generation))? {
+            return Ok(Some(secret));
+        }
+    }
+    Ok(None)
 }

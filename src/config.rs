@@ -84,6 +84,28 @@ pub const VARIABLES: [&str; 11] = [
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 pub const MIN_BOOTSTRAP_TOKEN_BYTES: usize = 16;
 
+/// How long one bcrypt check takes at cost 10 under Spin 4.0.2 on a 2-core
+/// machine (measured: 64 ms; 225 ms at cost 12, 1.75 s at cost 15). Each
+/// step of the cost doubles it.
+const CHECK_MS_AT_COST_10: u64 = 64;
+
+/// Safety factor over one check: the threshold's parallel checks share the
+/// cores (5 on 2 cores take 2.5 times as long), a slower or busier host,
+/// and the login's own store calls.
+const LOGIN_MARGIN: u64 = 8;
+
+/// The shortest lock a login at `bcrypt_cost` cannot outlast, in seconds.
+/// A shorter one would end while the checks that caused it still run, so
+/// their attempts would overlap the next period's (issue 7, finding 3).
+pub fn min_lockout_secs(bcrypt_cost: u32) -> u64 {
+    let check_ms = if bcrypt_cost >= 10 {
+        CHECK_MS_AT_COST_10 << (bcrypt_cost - 10)
+    } else {
+        CHECK_MS_AT_COST_10 >> (10 - bcrypt_cost)
+    };
+    (check_ms * LOGIN_MARGIN).div_ceil(1000).max(1)
+}
+
 impl Config {
     pub fn load(vars: &dyn Variables) -> Result<Self, ConfigError> {
         let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
@@ -112,8 +134,17 @@ impl Config {
                 ConfigError("variable client_ip_header is not a valid header name".into())
             })?),
         };
+        let bcrypt_cost = number("bcrypt_cost", 10, 4, 31)? as u32;
+        let lockout_secs = number("lockout_duration_seconds", 900, 1, 604_800)?;
+        let shortest_lock = min_lockout_secs(bcrypt_cost);
+        if lockout_secs < shortest_lock {
+            return Err(ConfigError(format!(
+                "variable lockout_duration_seconds must be at least {shortest_lock} with \
+                 bcrypt_cost {bcrypt_cost}: a lock shorter than a login never takes effect"
+            )));
+        }
         Ok(Self {
-            bcrypt_cost: number("bcrypt_cost", 10, 4, 31)? as u32,
+            bcrypt_cost,
             token_ttl_secs: number("token_ttl_seconds", 900, 60, 86_400)?,
             login_rate: RatePolicy {
                 limit: number("login_rate_limit", 5, 1, 1000)? as u32,
@@ -124,7 +155,7 @@ impl Config {
                 window_secs: number("register_rate_window_seconds", 60, 1, 86_400)?,
             },
             lockout_threshold: number("lockout_threshold", 5, 1, 1000)? as u32,
-            lockout_secs: number("lockout_duration_seconds", 900, 1, 604_800)?,
+            lockout_secs,
             client_ip_header,
             jwt_secret: secret("jwt_secret", MIN_JWT_SECRET_BYTES)?,
             admin_bootstrap_token: secret("admin_bootstrap_token", MIN_BOOTSTRAP_TOKEN_BYTES)?,
@@ -196,6 +227,29 @@ mod tests {
             let err = Config::load(&vars(&[(k, v)])).unwrap_err();
             assert!(err.0.contains(k), "{err}");
         }
+    }
+
+    #[test]
+    fn a_lock_shorter_than_a_login_is_refused() {
+        assert_eq!(min_lockout_secs(4), 1);
+        assert_eq!(min_lockout_secs(10), 1);
+        assert_eq!(min_lockout_secs(12), 3);
+        assert_eq!(min_lockout_secs(15), 17);
+        let err = Config::load(&vars(&[
+            ("bcrypt_cost", "15"),
+            ("lockout_duration_seconds", "1"),
+        ]))
+        .unwrap_err();
+        assert!(err.0.contains("lockout_duration_seconds"), "{err}");
+        assert!(err.0.contains("at least 17"), "{err}");
+        let ok = Config::load(&vars(&[
+            ("bcrypt_cost", "15"),
+            ("lockout_duration_seconds", "17"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.lockout_secs, 17);
+        // The defaults, and a one-second lock at the default cost, stay valid.
+        assert!(Config::load(&vars(&[("lockout_duration_seconds", "1")])).is_ok());
     }
 
     #[test]

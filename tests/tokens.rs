@@ -20,15 +20,26 @@ fn app_with_known_key() -> TestApp {
 struct Custom {
     role: String,
     typ: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aid: Option<String>,
 }
 
-/// A token signed with the service's key, with claims of the test's choosing.
+/// The account id stored for `name`, if it has a record.
+fn account_id(app: &TestApp, name: &str) -> Option<String> {
+    let key = User::key(&Username::parse(name).unwrap());
+    let record = app.store.get(&key).unwrap()?;
+    serde_json::from_slice::<User>(&record).unwrap().account_id
+}
+
+/// A token signed with the service's key, with claims of the test's choosing
+/// (by default those the service would issue to alice's account).
 fn forge(app: &TestApp, edit: impl FnOnce(&mut JWTClaims<Custom>)) -> String {
     let now = Duration::from_millis(app.clock.now_ms());
     let mut claims = Claims::with_custom_claims(
         Custom {
             role: "admin".into(),
             typ: "access".into(),
+            aid: account_id(app, "alice"),
         },
         Duration::from_secs(900),
     )
@@ -71,6 +82,8 @@ fn tokens_carry_the_documented_claims() {
     let claims = key.verify_token::<Custom>(&token, Some(options)).unwrap();
     assert_eq!(claims.subject.as_deref(), Some("alice"));
     assert_eq!(claims.custom.role, "user");
+    assert_eq!(claims.custom.aid, account_id(&app, "alice"));
+    assert!(claims.custom.aid.is_some_and(|a| a.len() >= 32));
     assert_eq!(claims.issuer.as_deref(), Some("secure-backend"));
     assert!(claims
         .audiences
@@ -157,6 +170,7 @@ fn the_algorithm_is_pinned_to_hs256() {
         Custom {
             role: "user".into(),
             typ: "access".into(),
+            aid: account_id(&app, "alice"),
         },
         Duration::from_secs(900),
     )
@@ -308,4 +322,54 @@ fn a_short_jwt_secret_fails_closed() {
     assert!(!app.audit.lines().concat().contains("short-secret"));
     assert_eq!(app.get("/health", None).status, 500);
     assert!(MemoryStore::is_empty(&app.store));
+}
+
+#[test]
+fn a_token_is_valid_only_for_the_account_it_was_issued_to() {
+    let app = app_with_known_key();
+    app.register("alice", PASSWORD);
+    for forged in [
+        forge(&app, |c| c.custom.aid = None),
+        forge(&app, |c| c.custom.aid = Some("another account".into())),
+    ] {
+        assert_error(
+            &app.get("/auth/protected", Some(&forged)),
+            401,
+            "invalid_token",
+        );
+    }
+    let rejected = app.events_named("token_rejected");
+    assert_eq!(rejected.len(), 2);
+    assert!(rejected
+        .iter()
+        .all(|e| e["reason"] == "issued to another account"));
+    // Every registration is a new account, with an id of its own.
+    app.register("bob", PASSWORD);
+    assert_ne!(account_id(&app, "alice"), account_id(&app, "bob"));
+}
+
+#[test]
+fn accounts_registered_before_account_ids_keep_working() {
+    // A record written before accounts had ids, and a token issued for it.
+    let app = app_with_known_key();
+    app.register("alice", PASSWORD);
+    app.edit_user("alice", |u| u.account_id = None);
+    let stored = app
+        .store
+        .get(&User::key(&Username::parse("alice").unwrap()))
+        .unwrap()
+        .unwrap();
+    assert!(!String::from_utf8(stored).unwrap().contains("account_id"));
+    let old = forge(&app, |c| c.custom.role = "user".into());
+    assert_eq!(app.get("/auth/protected", Some(&old)).status, 200);
+    // It still logs in, and its new tokens carry no id either.
+    let token = app.login("alice", PASSWORD).token();
+    assert_eq!(app.get("/auth/protected", Some(&token)).status, 200);
+    // A token naming an account it does not have is refused.
+    let other = forge(&app, |c| c.custom.aid = Some("0".repeat(32)));
+    assert_error(
+        &app.get("/auth/protected", Some(&other)),
+        401,
+        "invalid_token",
+    );
 }

@@ -15,6 +15,12 @@ pub struct User {
     /// logout and password change; 0 until those exist.
     #[serde(default)]
     pub tokens_valid_after: u64,
+    /// Random, fixed at registration and carried in every token issued for
+    /// the account (`aid`), so a token names one account, not a username
+    /// that may be deleted and registered again. `None` only in records
+    /// written before accounts had ids; their tokens carry none either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
 }
 
 impl User {

@@ -10,7 +10,7 @@ use crate::security::guards::{self, AuthUser};
 use crate::security::keys::{self, Keys};
 use crate::security::lockout::{self, Refusal};
 use crate::security::rate_limit::{self, Decision};
-use crate::security::{passwords, tokens};
+use crate::security::{name_claim, passwords, random_bytes, to_hex, tokens};
 use crate::stats::{self, Counter};
 use anyhow::Context as _;
 use http::{HeaderMap, StatusCode};
@@ -44,24 +44,35 @@ pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Ap
 
     // Hash before claiming the name, so a failure here cannot burn it.
     let password_hash = passwords::hash(&password, ctx.config.bcrypt_cost)?;
-    // The caller whose increment returns 1 owns the name (no compare-and-swap in Spin).
-    if ctx
-        .store
-        .increment(&format!("claim:{}", User::key(&username)), 1)?
-        != 1
-    {
-        refuse("username taken");
-        return Err(ApiError::UsernameTaken);
-    }
     let user = User {
         username: username.as_str().to_owned(),
         role,
         password_hash,
         created_at: ctx.clock.now_secs(),
         tokens_valid_after: 0,
+        account_id: Some(to_hex(&random_bytes::<16>()?)),
     };
+    let record_key = User::key(&username);
+    // An existing record is never written over, whatever became of its
+    // claim; the claim only orders registrations racing for a free name.
+    // Its time is taken before the read (see `name_claim`).
+    let claim = if ctx.store.get(&record_key)?.is_some() {
+        None
+    } else {
+        name_claim::claim(ctx.store, &record_key, user.created_at)?
+    };
+    let Some(claim) = claim else {
+        refuse("username taken");
+        return Err(ApiError::UsernameTaken);
+    };
+    if !claim.still_ours(ctx.clock.now_secs()) {
+        // Too slow to write safely: give the name up rather than race a takeover.
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "registration outlived its name claim"
+        )));
+    }
     let record = serde_json::to_vec(&user).context("encode user")?;
-    ctx.store.set(&User::key(&username), &record)?;
+    ctx.store.set(&record_key, &record)?;
     stats::bump(ctx.store, Counter::Users)?;
     if role == Role::Admin {
         stats::bump(ctx.store, Counter::Admins)?;
@@ -140,7 +151,7 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
         threshold: ctx.config.lockout_threshold,
         lock_ms: ctx.config.lockout_secs * 1000,
     };
-    let ticket = match lockout::begin(ctx.store, &lock_id, policy, now_ms)? {
+    let ticket = match lockout::begin(ctx.store, &lock_id, policy, ctx.clock)? {
         Ok(ticket) => ticket,
         Err(Refusal::Locked { retry_after }) => {
             ctx.audit(Event::LockedAccountAttempt, Outcome::Denied, name, None);
@@ -168,7 +179,7 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
     let user = match user {
         Some(user) if verified => user,
         _ => {
-            let locked = lockout::fail(ctx.store, ticket, policy, now_ms)?;
+            let locked = lockout::fail(ctx.store, ticket, policy, ctx.clock)?;
             stats::bump(ctx.store, Counter::LoginFailures)?;
             ctx.audit(Event::LoginFailure, Outcome::Failure, name, None);
             if locked {
@@ -187,7 +198,8 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
     lockout::succeed(ctx.store, ticket)?;
     stats::bump(ctx.store, Counter::LoginSuccesses)?;
     let ttl = ctx.config.token_ttl_secs;
-    let token = tokens::issue(&keys, &username, user.role, now_ms / 1000, ttl)?;
+    let account = user.account_id.as_deref();
+    let token = tokens::issue(&keys, &username, user.role, account, now_ms / 1000, ttl)?;
     ctx.audit(Event::LoginSuccess, Outcome::Success, name, None);
     Ok(Reply::ok(json!({
         "access_token": token,

@@ -9,8 +9,9 @@ use crate::error::ApiError;
 use crate::security::{keys, tokens};
 use http::{header, HeaderMap};
 
-/// A caller holding a valid access token for a user that still exists; the
-/// role is the user's current stored role, not the one in the token.
+/// A caller holding a valid access token for an account that still exists
+/// (the account the token was issued to, not a later one of the same name);
+/// the role is the user's current stored role, not the one in the token.
 #[derive(Debug)]
 pub struct AuthUser {
     pub username: Username,
@@ -60,13 +61,18 @@ pub fn require_user(ctx: &Ctx, headers: &HeaderMap) -> Result<AuthUser, ApiError
     let keys = keys::load(ctx)?;
     let user = User::from_record(ctx.store.get(&User::key(&hint))?)?;
     let valid_after = user.as_ref().map_or(0, |u| u.tokens_valid_after);
-    let subject = tokens::verify(&keys, token, ctx.clock.now_ms(), valid_after)
+    let verified = tokens::verify(&keys, token, ctx.clock.now_ms(), valid_after)
         .map_err(|reason| reject(Some(hint.as_str()), reason))?;
+    let subject = verified.subject;
     match user {
-        Some(user) if subject == hint => Ok(AuthUser {
+        // The same account, not merely the same name (see `tokens`).
+        Some(user) if subject == hint && verified.account_id == user.account_id => Ok(AuthUser {
             username: subject,
             role: user.role,
         }),
+        Some(_) if subject == hint => {
+            Err(reject(Some(subject.as_str()), "issued to another account"))
+        }
         _ => Err(reject(Some(subject.as_str()), "user no longer exists")),
     }
 }

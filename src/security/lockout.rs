@@ -2,18 +2,33 @@
 //! is locked for a while; login then answers 423 without checking the
 //! password. Exact under concurrency, built on the atomic increment alone.
 //!
-//! Before checking a password, an attempt claims a ticket from the account's
-//! failure counter. Only tickets 1..=threshold get a password check, so no
-//! burst of parallel attempts gets more checks than the threshold. A failure
-//! keeps its ticket; a success deletes the counter (the streak is over); the
-//! failure holding the last ticket sets the lock.
+//! Before checking a password, an attempt claims a ticket from the failure
+//! counter of the account's current period. Only tickets 1..=threshold get a
+//! password check, so no burst of parallel attempts gets more checks than the
+//! threshold. A failure keeps its ticket; a success deletes the counter (the
+//! streak is over). The lock is an idempotent `set` of
+//! `<period it ends>:<locked until, ms>`, written by the failure holding
+//! ticket `threshold` or above and by *every* ticket past the threshold, so a
+//! lost lock write, a lowered threshold or a counter left over by anything is
+//! made up by the next attempt: past the threshold with no lock in force
+//! means "lock now", never "refuse forever". A lock's expiry is read from the
+//! clock when it is written (after the password check), so a check that
+//! takes longer than the lock still locks.
 //!
-//! Lock periods are numbered. The counter in use belongs to the period since
-//! the last lock (`fail:<id>:<period % 2>`), so when a lock ends the next
-//! period starts from a fresh counter with no reset to race over. The counter
-//! of the period after next is cleared when a lock is set: every attempt still
-//! using it started before the previous lock ended, a lock duration ago.
+//! Periods are named by the expiry of the lock that opened them (the first
+//! by 0): `fail:<id>:<period>`. Each lock write names a period no counter has
+//! used, so nothing left behind (a missed cleanup, a late increment) can leak
+//! into a later period. A failure writes the lock only while its own period
+//! is current (the record is still the one its ticket started from, or a lock
+//! of its period still in force), so a late failure from an older period
+//! never rewrites a newer lock, and no lock path deletes the current counter.
+//! The counter of the period before is deleted just before a lock is written
+//! (every attempt still using it read the record more than a lock duration
+//! ago); if that delete fails, the lock is not written and the next locker
+//! tries both again. So an account keeps at most three keys: the record, the
+//! counter of the period the last lock ended, and the current one.
 
+use crate::clock::Clock;
 use crate::store::KeyValue;
 use anyhow::Result;
 
@@ -27,16 +42,33 @@ pub struct Policy {
 #[derive(Debug)]
 pub struct Ticket {
     id: String,
-    period: u64,
+    period: Period,
     number: i64,
+}
+
+/// The period an attempt belongs to, and the record it was read from.
+#[derive(Clone, Copy, Debug)]
+struct Period {
+    /// The period's name: the expiry of the lock that opened it, or 0.
+    id: u64,
+    /// The period before, whose lock opened this one.
+    before: Option<u64>,
+}
+
+/// A lock record: the period the lock ends, and until when (ms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Lock {
+    ends: u64,
+    until: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// The account is locked; retry after this many seconds.
     Locked { retry_after: u64 },
-    /// This attempt's ticket was over the threshold, and it set the lock
-    /// (the earlier attempts are still running, or one of them died).
+    /// This attempt's ticket was over the threshold, and it (re)wrote the
+    /// lock (earlier attempts are still running, one of them died or lost
+    /// its write, or the threshold was lowered).
     LockedNow { retry_after: u64 },
 }
 
@@ -45,13 +77,19 @@ fn lock_key(id: &str) -> String {
 }
 
 fn counter_key(id: &str, period: u64) -> String {
-    format!("fail:{id}:{}", period % 2)
+    format!("fail:{id}:{period}")
 }
 
-/// A lock record: `<period>:<locked until, ms>`.
-fn read_lock(bytes: &[u8]) -> Option<(u64, u64)> {
-    let (period, until) = std::str::from_utf8(bytes).ok()?.split_once(':')?;
-    Some((period.parse().ok()?, until.parse().ok()?))
+fn read_lock(bytes: &[u8]) -> Option<Lock> {
+    let (ends, until) = std::str::from_utf8(bytes).ok()?.split_once(':')?;
+    Some(Lock {
+        ends: ends.parse().ok()?,
+        until: until.parse().ok()?,
+    })
+}
+
+fn load(store: &dyn KeyValue, id: &str) -> Result<Option<Lock>> {
+    Ok(store.get(&lock_key(id))?.as_deref().and_then(read_lock))
 }
 
 fn retry_secs(until_ms: u64, now_ms: u64) -> u64 {
@@ -63,28 +101,31 @@ pub fn begin(
     store: &dyn KeyValue,
     id: &str,
     policy: Policy,
-    now_ms: u64,
+    clock: &dyn Clock,
 ) -> Result<Result<Ticket, Refusal>> {
-    let record = store.get(&lock_key(id))?.as_deref().and_then(read_lock);
-    let period = match record {
-        Some((_, until)) if until > now_ms => {
+    let now_ms = clock.now_ms();
+    let period = match load(store, id)? {
+        Some(lock) if lock.until > now_ms => {
             return Ok(Err(Refusal::Locked {
-                retry_after: retry_secs(until, now_ms),
+                retry_after: retry_secs(lock.until, now_ms),
             }))
         }
-        Some((locked_period, _)) => locked_period + 1,
-        None => 0,
+        Some(lock) => Period {
+            id: lock.until,
+            before: Some(lock.ends),
+        },
+        None => Period {
+            id: 0,
+            before: None,
+        },
     };
-    let number = store.increment(&counter_key(id, period), 1)?;
-    let threshold = i64::from(policy.threshold);
-    if number > threshold {
-        // Only the first ticket past the threshold writes the lock; it matters
-        // when an attempt holding a ticket died before it could fail.
-        if number == threshold + 1 {
-            lock(store, id, period, policy, now_ms)?;
-        }
+    let number = store.increment(&counter_key(id, period.id), 1)?;
+    if number > i64::from(policy.threshold) {
+        // Any ticket past the threshold writes the lock: the record it just
+        // read held no lock in force for this period.
+        let until = lock(store, id, period, policy, clock)?;
         return Ok(Err(Refusal::LockedNow {
-            retry_after: retry_secs(now_ms + policy.lock_ms, now_ms),
+            retry_after: retry_secs(until, clock.now_ms()),
         }));
     }
     Ok(Ok(Ticket {
@@ -96,20 +137,137 @@ pub fn begin(
 
 /// The password was right: the streak of failures is over.
 pub fn succeed(store: &dyn KeyValue, ticket: Ticket) -> Result<()> {
-    store.delete(&counter_key(&ticket.id, ticket.period))
+    store.delete(&counter_key(&ticket.id, ticket.period.id))
 }
 
-/// The password was wrong. Returns whether this failure locked the account.
-pub fn fail(store: &dyn KeyValue, ticket: Ticket, policy: Policy, now_ms: u64) -> Result<bool> {
+/// The password was wrong. Returns whether this failure locked the account
+/// (it does not when its period has already ended: a late failure).
+pub fn fail(
+    store: &dyn KeyValue,
+    ticket: Ticket,
+    policy: Policy,
+    clock: &dyn Clock,
+) -> Result<bool> {
     if ticket.number < i64::from(policy.threshold) {
         return Ok(false);
     }
-    lock(store, &ticket.id, ticket.period, policy, now_ms)?;
+    let Ticket { id, period, .. } = ticket;
+    let current = match load(store, &id)? {
+        // The record its ticket started from: this period is not locked yet.
+        None => period.before.is_none(),
+        Some(lock) if Some(lock.ends) == period.before => lock.until == period.id,
+        // A lock of this period, written by a ticket past the threshold:
+        // restart it from now, unless it already ran out.
+        Some(lock) if lock.ends == period.id => lock.until > clock.now_ms(),
+        Some(_) => false,
+    };
+    if !current {
+        return Ok(false);
+    }
+    lock(store, &id, period, policy, clock)?;
     Ok(true)
 }
 
-fn lock(store: &dyn KeyValue, id: &str, period: u64, policy: Policy, now_ms: u64) -> Result<()> {
-    let until = now_ms + policy.lock_ms;
-    store.set(&lock_key(id), format!("{period}:{until}").as_bytes())?;
-    store.delete(&counter_key(id, period + 1))
+/// Writes the lock ending `period`, from the clock as it is now; returns its
+/// expiry. Clears the counter of the period before first (see the module doc).
+fn lock(
+    store: &dyn KeyValue,
+    id: &str,
+    period: Period,
+    policy: Policy,
+    clock: &dyn Clock,
+) -> Result<u64> {
+    if let Some(before) = period.before {
+        store.delete(&counter_key(id, before))?;
+    }
+    let until = clock.now_ms() + policy.lock_ms;
+    store.set(&lock_key(id), format!("{}:{until}", period.id).as_bytes())?;
+    Ok(until)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::MemoryStore;
+
+    const POLICY: Policy = Policy {
+        threshold: 5,
+        lock_ms: 1_000,
+    };
+
+    fn ticket(store: &MemoryStore, clock: &ManualClock) -> Ticket {
+        begin(store, "acct", POLICY, clock).unwrap().unwrap()
+    }
+
+    fn record(store: &MemoryStore) -> Option<Lock> {
+        load(store, "acct").unwrap()
+    }
+
+    /// Issue 7, finding 3: a failure whose check outlasted its period's lock
+    /// (the lock was written by a ticket past the threshold, expired, and a
+    /// new period began) used to rewrite the newer record and delete the
+    /// current counter.
+    #[test]
+    fn a_late_failure_from_an_older_period_changes_nothing() {
+        let (store, clock) = (MemoryStore::new(), ManualClock::at(10_000));
+        let mut tickets: Vec<Ticket> = (0..5).map(|_| ticket(&store, &clock)).collect();
+        let late = tickets.pop().unwrap();
+        for t in tickets {
+            assert!(!fail(&store, t, POLICY, &clock).unwrap());
+        }
+        // Ticket 6 arrives while the fifth check still runs, and locks.
+        assert!(matches!(
+            begin(&store, "acct", POLICY, &clock).unwrap(),
+            Err(Refusal::LockedNow { retry_after: 1 })
+        ));
+        clock.advance_ms(1_000);
+        // The lock is over: a new period, one failure into it.
+        let next = ticket(&store, &clock);
+        assert!(!fail(&store, next, POLICY, &clock).unwrap());
+        let before = (record(&store), store.snapshot());
+        clock.advance_ms(500);
+        // The fifth check of the old period ends only now.
+        assert!(!fail(&store, late, POLICY, &clock).unwrap());
+        assert_eq!((record(&store), store.snapshot()), before);
+        assert_eq!(ticket(&store, &clock).number, 2, "the count goes on");
+    }
+
+    #[test]
+    fn a_failure_restarts_its_own_periods_lock_from_when_it_is_written() {
+        let (store, clock) = (MemoryStore::new(), ManualClock::at(10_000));
+        let mut tickets: Vec<Ticket> = (0..5).map(|_| ticket(&store, &clock)).collect();
+        let fifth = tickets.pop().unwrap();
+        for t in tickets {
+            fail(&store, t, POLICY, &clock).unwrap();
+        }
+        assert!(begin(&store, "acct", POLICY, &clock).unwrap().is_err());
+        clock.advance_ms(700);
+        assert!(fail(&store, fifth, POLICY, &clock).unwrap());
+        let lock = record(&store).unwrap();
+        assert_eq!((lock.ends, lock.until), (0, 11_700));
+    }
+
+    #[test]
+    fn every_period_counts_on_a_key_no_earlier_period_used() {
+        let (store, clock) = (MemoryStore::new(), ManualClock::at(10_000));
+        let mut periods = Vec::new();
+        for _ in 0..4 {
+            let locked: Vec<bool> = (0..5)
+                .map(|_| {
+                    let t = ticket(&store, &clock);
+                    periods.push(t.period.id);
+                    fail(&store, t, POLICY, &clock).unwrap()
+                })
+                .collect();
+            assert_eq!(locked, [false, false, false, false, true]);
+            clock.advance_ms(1_000);
+            // At most the record and two counters, whatever the history.
+            assert!(store.len() <= 3, "{:?}", store.keys());
+        }
+        let mut distinct = periods.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 4, "{periods:?}");
+        assert!(distinct.windows(2).all(|w| w[0] < w[1]), "{periods:?}");
+    }
 }

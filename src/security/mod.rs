@@ -5,6 +5,7 @@ pub mod client_ip;
 pub mod guards;
 pub mod keys;
 pub mod lockout;
+pub mod name_claim;
 pub mod passwords;
 pub mod rate_limit;
 pub mod tokens;

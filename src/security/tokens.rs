@@ -3,6 +3,11 @@
 //! against the key type), requires `exp`, `iat` and `nbf`, checks `iss` and
 //! `aud`, and tolerates only a few seconds of clock skew between instances
 //! (jwt-simple's default is 15 minutes).
+//!
+//! A token names an account, not just a username: `aid` carries the
+//! account's random id (see `User::account_id`), and the guard accepts the
+//! token only while the stored record holds that same id. A name deleted and
+//! registered again is a new account, so its former holder's tokens die.
 
 use crate::domain::{Role, Username};
 use crate::security::{keys::Keys, random_bytes, to_hex};
@@ -24,12 +29,24 @@ const MAX_TOKEN_LENGTH: usize = 4096;
 struct AccessClaims {
     role: Role,
     typ: String,
+    /// The account id; absent only for accounts registered before ids existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aid: Option<String>,
+}
+
+/// What a verified token says about its holder.
+#[derive(Debug)]
+pub struct Verified {
+    pub subject: Username,
+    /// Must equal the stored `User::account_id` (both `None` for old accounts).
+    pub account_id: Option<String>,
 }
 
 pub fn issue(
     keys: &Keys,
     username: &Username,
     role: Role,
+    account_id: Option<&str>,
     now_secs: u64,
     ttl_secs: u64,
 ) -> Result<String> {
@@ -37,6 +54,7 @@ pub fn issue(
     let custom = AccessClaims {
         role,
         typ: ACCESS.into(),
+        aid: account_id.map(str::to_owned),
     };
     let mut claims = Claims::with_custom_claims(custom, Duration::from_secs(ttl_secs))
         .with_subject(username.as_str())
@@ -71,13 +89,13 @@ pub fn unverified_subject(token: &str) -> Option<Username> {
 pub type Rejection = &'static str;
 
 /// Verifies a token at `now_ms`; `valid_after` (Unix seconds) refuses tokens
-/// issued earlier. Returns the subject.
+/// issued earlier. The caller still has to match the account id.
 pub fn verify(
     keys: &Keys,
     token: &str,
     now_ms: u64,
     valid_after: u64,
-) -> Result<Username, Rejection> {
+) -> Result<Verified, Rejection> {
     let options = VerificationOptions {
         allowed_issuers: Some(HashSet::from([ISSUER.to_owned()])),
         allowed_audiences: Some(HashSet::from([AUDIENCE.to_owned()])),
@@ -100,5 +118,8 @@ pub fn verify(
         return Err("not an access token");
     }
     let subject = claims.subject.ok_or("missing sub")?;
-    Username::parse(&subject).map_err(|_| "malformed sub")
+    Ok(Verified {
+        subject: Username::parse(&subject).map_err(|_| "malformed sub")?,
+        account_id: claims.custom.aid,
+    })
 }

@@ -58,6 +58,8 @@ every_target!(
     twenty_parallel_registrations_of_one_name_give_one_201,
     fifty_parallel_wrong_passwords_give_five_401_and_45_423,
     thirty_parallel_logins_from_one_address_let_exactly_five_past,
+    a_lower_threshold_after_a_restart_locks_no_account_for_good,
+    a_lock_shorter_than_a_login_is_refused,
 );
 
 // Several instances on one store, as a scaled-out deployment runs: only a
@@ -366,6 +368,65 @@ fn tokens_and_users_survive_a_restart(t: Target) {
     );
 }
 
+/// Issue 7, finding 2: four failures, then a restart on the same store with
+/// `lockout_threshold=3` and `lockout_duration_seconds=1` used to answer the
+/// right password 423 `Retry-After: 1` forever. Now the account is locked at
+/// most once, for the new duration.
+fn a_lower_threshold_after_a_restart_locks_no_account_for_good(t: Target) {
+    let state = State::new(t);
+    let server = Server::start(&state, &[]);
+    assert_eq!(server.client().register("dave", PASSWORD).status, 201);
+    for i in 0..4 {
+        let res = server.client_from(100 + i).login("dave", "wrong password");
+        assert_error(&res, 401, "invalid_credentials");
+    }
+    server.stop();
+
+    let server = Server::start(
+        &state,
+        &[
+            ("lockout_threshold", "3"),
+            ("lockout_duration_seconds", "1"),
+        ],
+    );
+    let c = server.client_from(110);
+    let first = c.login("dave", PASSWORD);
+    if first.status != 200 {
+        assert_error(&first, 423, "account_locked");
+        assert_eq!(first.header("retry-after"), "1");
+        std::thread::sleep(std::time::Duration::from_millis(1_100));
+        let res = c.login("dave", PASSWORD);
+        assert_eq!(res.status, 200, "{}", res.body);
+    }
+    // The new threshold holds from then on.
+    for i in 0..3 {
+        let res = server.client_from(120 + i).login("dave", "wrong password");
+        assert_error(&res, 401, "invalid_credentials");
+    }
+    assert_error(&c.login("dave", PASSWORD), 423, "account_locked");
+}
+
+/// Issue 7, finding 3: a lock shorter than a password check never took
+/// effect (1 s against about 1.75 s at cost 15). Such a configuration now
+/// fails closed, naming the variable.
+fn a_lock_shorter_than_a_login_is_refused(t: Target) {
+    let (_state, server) = start(
+        t,
+        &[("bcrypt_cost", "15"), ("lockout_duration_seconds", "1")],
+    );
+    let c = server.client();
+    assert_error(&c.login("dave", PASSWORD), 500, "internal_error");
+    let refusals: Vec<_> = server
+        .audit()
+        .into_iter()
+        .filter(|e| e["event"] == "config_error")
+        .collect();
+    assert!(!refusals.is_empty());
+    assert!(refusals
+        .iter()
+        .all(|e| e.to_string().contains("lockout_duration_seconds")));
+}
+
 fn audit_lines_are_json_without_secrets(t: Target) {
     let (_state, server) = start(t, &[]);
     let c = server.client();
@@ -560,9 +621,14 @@ fn two_instances_racing_for_the_first_signing_key_agree_on_one(t: Target) {
     // token valid on both instances and signed with the one stored key.
     let mut raced = false;
     for _round in 0..60 {
+        // Every generation of the key and its claim (src/security/keys.rs).
         let () = redis::cmd("DEL")
-            .arg("secret:jwt")
-            .arg("claim:secret:jwt")
+            .arg(&["secret:jwt", "claim:secret:jwt"])
+            .arg(
+                (1..=3)
+                    .flat_map(|g| [format!("secret:jwt:{g}"), format!("claim:secret:jwt:{g}")])
+                    .collect::<Vec<_>>(),
+            )
             .query(&mut redis)
             .unwrap();
         let start = std::sync::Barrier::new(RACERS);

@@ -36,7 +36,7 @@ pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Ap
     let keys = keys::load(ctx)?;
     enforce_rate_limit(ctx, &keys, "register", ctx.config.register_rate, &username)?;
     if role == Role::Admin {
-        if let Err(e) = authorize_admin_creation(ctx, headers) {
+        if let Err(e) = authorize_admin_creation(ctx, headers, &keys) {
             refuse("admin role not authorized");
             return Err(e);
         }
@@ -107,7 +107,7 @@ fn parse_registration(
 }
 
 /// Creating an admin needs the bootstrap token or an admin's Bearer token.
-fn authorize_admin_creation(ctx: &Ctx, headers: &HeaderMap) -> Result<(), ApiError> {
+fn authorize_admin_creation(ctx: &Ctx, headers: &HeaderMap, keys: &Keys) -> Result<(), ApiError> {
     const DENIED: ApiError =
         ApiError::Forbidden("Registering an admin requires an admin token or the bootstrap token");
     if let Some(given) = headers.get(BOOTSTRAP_HEADER) {
@@ -121,7 +121,7 @@ fn authorize_admin_creation(ctx: &Ctx, headers: &HeaderMap) -> Result<(), ApiErr
             Err(DENIED)
         };
     }
-    match guards::require_admin(ctx, headers) {
+    match guards::require_admin_with(ctx, headers, keys) {
         Ok(_) => Ok(()),
         Err(e @ (ApiError::Internal(_) | ApiError::Config(_))) => Err(e),
         Err(_) => Err(DENIED),
@@ -136,7 +136,9 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
     let name = Some(username.as_str());
 
     let keys = keys::load(ctx)?;
-    let user = User::from_record(ctx.store.get(&User::key(&username))?)?;
+    let record_key = User::key(&username);
+    let record = ctx.store.get(&record_key)?;
+    let user = User::from_record(record.clone())?;
 
     enforce_rate_limit(ctx, &keys, "login", ctx.config.login_rate, &username)?;
     let now_ms = ctx.clock.now_ms();
@@ -144,7 +146,7 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
     // Known accounts are locked by name; unknown names share keyed slots, so
     // inventing names cannot grow the store. Both answer alike.
     let lock_id = match &user {
-        Some(_) => User::key(&username),
+        Some(_) => record_key.clone(),
         None => format!("slot:{}", keys.slot("login-user", username.as_str())),
     };
     let policy = lockout::Policy {
@@ -169,10 +171,13 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
         }
     };
 
+    // A wrong password and an unknown name cost the same bcrypt work, also
+    // after a change of `bcrypt_cost` (see `passwords`).
+    let cost = ctx.config.bcrypt_cost;
     let verified = match &user {
-        Some(user) => passwords::verify(&password, &user.password_hash)?,
+        Some(user) => passwords::verify(&password, &user.password_hash, cost)?,
         None => {
-            passwords::verify_nobody(&password, ctx.config.bcrypt_cost);
+            passwords::verify_nobody(&password, cost);
             false
         }
     };
@@ -196,6 +201,14 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
     };
 
     lockout::succeed(ctx.store, ticket)?;
+    // A hash from before a change of `bcrypt_cost` is replaced now, so the
+    // account pays the new cost from its next check on.
+    if let (Some(new_hash), Some(checked)) = (
+        passwords::rehash_if_stale(&password, &user.password_hash, cost)?,
+        record.as_deref(),
+    ) {
+        passwords::store_upgraded_hash(ctx.store, &record_key, checked, &new_hash)?;
+    }
     stats::bump(ctx.store, Counter::LoginSuccesses)?;
     let ttl = ctx.config.token_ttl_secs;
     let account = user.account_id.as_deref();

@@ -1,4 +1,5 @@
 use super::Reply;
+use crate::audit::{Event, Outcome};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::security::keys;
@@ -7,9 +8,19 @@ use serde_json::json;
 /// 200 while the store answers and a request could sign a token; 503 when
 /// the store fails, or while a claimed signing key is unwritten (see
 /// [`keys::usable`]). Never creates the key: a probe must not change state.
+/// A store failure is still logged as an `internal_error` with its detail,
+/// as on every other route: the 503 alone would not tell an operator why.
 pub fn check(ctx: &Ctx) -> Result<Reply, ApiError> {
     match keys::usable(ctx) {
         Ok(true) => Ok(Reply::ok(json!({ "status": "ok" }))),
-        Ok(false) | Err(_) => Err(ApiError::Unavailable),
+        Ok(false) => Err(ApiError::Unavailable),
+        Err(e) => {
+            let detail = match &e {
+                ApiError::Internal(e) => format!("{e:#}"),
+                other => other.code().to_owned(),
+            };
+            ctx.audit(Event::InternalError, Outcome::Error, None, Some(&detail));
+            Err(ApiError::Unavailable)
+        }
     }
 }

@@ -186,4 +186,22 @@ fn registration_makes_at_most_eight_store_calls() {
     assert!(calls(&|| app.register_admin("root").status, 201) <= 9);
     // A taken name stops at the record read: no claim, no write.
     assert!(calls(&|| app.register("alice", PASSWORD).status, 409) <= 4);
+    // An admin created with an admin's Bearer token: the key is read once,
+    // for the rate limit and the token alike, plus the admin's record.
+    let admin = app.admin_token("root2");
+    let by_admin = || {
+        app.send(
+            app.request(http::Method::POST, "/auth/register", "192.0.2.12")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {admin}"))
+                .body(
+                    serde_json::json!({"username": "root3", "password": PASSWORD, "role": "admin"})
+                        .to_string()
+                        .into_bytes(),
+                )
+                .unwrap(),
+        )
+        .status
+    };
+    assert!(calls(&by_admin, 201) <= 10);
 }

@@ -6,7 +6,8 @@ use crate::audit::{Event, Outcome};
 use crate::context::Ctx;
 use crate::domain::{Role, User, Username};
 use crate::error::ApiError;
-use crate::security::{keys, tokens};
+use crate::security::keys::{self, Keys};
+use crate::security::tokens;
 use http::{header, HeaderMap};
 
 /// A caller holding a valid access token for an account that still exists
@@ -41,6 +42,24 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
 }
 
 pub fn require_user(ctx: &Ctx, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
+    authenticate(ctx, headers, None)
+}
+
+pub fn require_admin(ctx: &Ctx, headers: &HeaderMap) -> Result<AdminUser, ApiError> {
+    admin_only(ctx, authenticate(ctx, headers, None)?)
+}
+
+/// [`require_admin`] for a handler that has loaded the signing key already,
+/// so it is not read twice.
+pub fn require_admin_with(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    keys: &Keys,
+) -> Result<AdminUser, ApiError> {
+    admin_only(ctx, authenticate(ctx, headers, Some(keys))?)
+}
+
+fn authenticate(ctx: &Ctx, headers: &HeaderMap, keys: Option<&Keys>) -> Result<AuthUser, ApiError> {
     let token = match bearer_token(headers) {
         Ok(token) => token,
         Err(e) => {
@@ -58,10 +77,17 @@ pub fn require_user(ctx: &Ctx, headers: &HeaderMap) -> Result<AuthUser, ApiError
         ApiError::InvalidToken
     };
     let hint = tokens::unverified_subject(token).ok_or_else(|| reject(None, "malformed token"))?;
-    let keys = keys::load(ctx)?;
+    let loaded;
+    let keys = match keys {
+        Some(keys) => keys,
+        None => {
+            loaded = keys::load(ctx)?;
+            &loaded
+        }
+    };
     let user = User::from_record(ctx.store.get(&User::key(&hint))?)?;
     let valid_after = user.as_ref().map_or(0, |u| u.tokens_valid_after);
-    let verified = tokens::verify(&keys, token, ctx.clock.now_ms(), valid_after)
+    let verified = tokens::verify(keys, token, ctx.clock.now_ms(), valid_after)
         .map_err(|reason| reject(Some(hint.as_str()), reason))?;
     let subject = verified.subject;
     match user {
@@ -77,8 +103,7 @@ pub fn require_user(ctx: &Ctx, headers: &HeaderMap) -> Result<AuthUser, ApiError
     }
 }
 
-pub fn require_admin(ctx: &Ctx, headers: &HeaderMap) -> Result<AdminUser, ApiError> {
-    let user = require_user(ctx, headers)?;
+fn admin_only(ctx: &Ctx, user: AuthUser) -> Result<AdminUser, ApiError> {
     if user.role != Role::Admin {
         ctx.audit(
             Event::AccessDenied,

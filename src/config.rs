@@ -134,13 +134,13 @@ impl Config {
                 ConfigError("variable client_ip_header is not a valid header name".into())
             })?),
         };
-        let bcrypt_cost = number("bcrypt_cost", 10, 4, 31)? as u32;
+        let bcrypt_cost = number("bcrypt_cost", 10, 4, 30)? as u32;
         let lockout_secs = number("lockout_duration_seconds", 900, 1, 604_800)?;
         let shortest_lock = min_lockout_secs(bcrypt_cost);
         if lockout_secs < shortest_lock {
             return Err(ConfigError(format!(
                 "variable lockout_duration_seconds must be at least {shortest_lock} with \
-                 bcrypt_cost {bcrypt_cost}: a lock shorter than a login never takes effect"
+                 bcrypt_cost {bcrypt_cost}: a login at that cost can outlast a shorter lock"
             )));
         }
         Ok(Self {

@@ -172,23 +172,32 @@ fn a_registration_failing_at_any_store_call_leaves_the_name_registered_or_free()
 }
 
 #[test]
-fn registration_makes_at_most_eight_store_calls() {
+fn registration_makes_at_most_nine_store_calls() {
     let app = TestApp::new();
-    app.register("warmup", PASSWORD);
+    let admin = app.admin_token("root2");
+    // A full window behind every address used below, so the limiter takes
+    // its full path (a read of the record `limit` attempts back).
+    for ip in ["192.0.2.10", "192.0.2.11", "192.0.2.12"] {
+        for i in 0..10 {
+            app.register_from(&format!("warmup{i}-{}", &ip[8..]), PASSWORD, ip);
+        }
+    }
+    app.clock.advance_secs(61);
     let calls = |f: &dyn Fn() -> u16, status: u16| {
         let before = app.store.calls();
         assert_eq!(f(), status);
         app.store.calls() - before
     };
-    // Key, rate limit (two), record read, two claim increments, record write, user counter.
-    assert!(calls(&|| app.register("alice", PASSWORD).status, 201) <= 8);
+    // Key, rate limit (three), record read, two claim increments, record
+    // write, user counter.
+    assert!(calls(&|| app.register("alice", PASSWORD).status, 201) <= 9);
     // Plus the admin counter.
-    assert!(calls(&|| app.register_admin("root").status, 201) <= 9);
-    // A taken name stops at the record read: no claim, no write.
-    assert!(calls(&|| app.register("alice", PASSWORD).status, 409) <= 4);
+    assert!(calls(&|| app.register_admin("root").status, 201) <= 10);
+    // A taken name stops at the record read: no claim, no account write
+    // (the limiter still records the attempt).
+    assert!(calls(&|| app.register("alice", PASSWORD).status, 409) <= 5);
     // An admin created with an admin's Bearer token: the key is read once,
     // for the rate limit and the token alike, plus the admin's record.
-    let admin = app.admin_token("root2");
     let by_admin = || {
         app.send(
             app.request(http::Method::POST, "/auth/register", "192.0.2.12")
@@ -203,5 +212,30 @@ fn registration_makes_at_most_eight_store_calls() {
         )
         .status
     };
-    assert!(calls(&by_admin, 201) <= 10);
+    assert!(calls(&by_admin, 201) <= 11);
+}
+
+/// A registration that stalls past its claim's write window after claiming
+/// the name (here: 61 s pass at the last claim increment) gives the name up
+/// instead of writing over a possible takeover.
+#[test]
+fn a_registration_too_slow_after_its_claim_writes_nothing() {
+    let app: &'static TestApp = Box::leak(Box::new(TestApp::new()));
+    app.store.fail_when(|_, op, key| {
+        if op == Op::Increment && key.starts_with("claim:user:slow") {
+            app.clock.advance_secs(31);
+        }
+        false
+    });
+    let res = app.register("slow", PASSWORD);
+    app.store.stop_failing();
+    assert_eq!(res.status, 500, "{}", res.body);
+    assert!(
+        !app.store.keys().contains(&"user:slow".to_owned()),
+        "no record written"
+    );
+    assert_eq!(app.login("slow", PASSWORD).status, 401);
+    // The name frees itself within two epochs, with no operator.
+    app.clock.advance_secs(NAME_FREED_AFTER_SECS);
+    assert_eq!(app.register("slow", PASSWORD).status, 201);
 }

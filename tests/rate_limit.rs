@@ -6,8 +6,6 @@ mod common;
 use common::*;
 use http::Method;
 use secure_backend::clock::Clock;
-use secure_backend::context::Services;
-use secure_backend::router;
 use secure_backend::store::{KeyValue, MemoryStore};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -388,21 +386,9 @@ fn login_via(app: &TestApp, store: &dyn KeyValue, ip: &str) -> (u16, u64) {
                 .into_bytes(),
         )
         .unwrap();
-    let res = router::handle(
-        req,
-        Services {
-            store,
-            clock: &app.clock,
-            audit: &app.audit,
-            variables: &app.vars,
-        },
-    );
-    let retry_after = res
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().parse().unwrap())
-        .unwrap_or(0);
-    (res.status().as_u16(), retry_after)
+    let res = app.send_through(store, req);
+    let retry_after = res.header("retry-after").parse().unwrap_or(0);
+    (res.status, retry_after)
 }
 
 /// From a quiet start, sends one attempt at a time and obeys every

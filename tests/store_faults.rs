@@ -16,8 +16,6 @@ mod common;
 use common::*;
 use http::{Method, Request};
 use secure_backend::clock::{Clock, ManualClock};
-use secure_backend::context::Services;
-use secure_backend::router;
 use secure_backend::store::{decode_counter, KeyValue, MemoryStore, Op};
 use serde_json::json;
 use std::ops::RangeInclusive;
@@ -107,29 +105,6 @@ impl KeyValue for Unanswered<'_> {
     }
 }
 
-/// Serves `req` with `store` in place of the app's store.
-fn send_via(app: &TestApp, store: &dyn KeyValue, req: Request<Vec<u8>>) -> TestResponse {
-    let response = router::handle(
-        req,
-        Services {
-            store,
-            clock: &app.clock,
-            audit: &app.audit,
-            variables: &app.vars,
-        },
-    );
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let raw = response.into_body();
-    let body = serde_json::from_slice(&raw).expect("every response is JSON");
-    TestResponse {
-        status,
-        headers,
-        raw,
-        body,
-    }
-}
-
 /// One route and path under the sweep.
 struct Case {
     name: &'static str,
@@ -185,7 +160,7 @@ fn sweep(case: Case) -> usize {
                         at: i,
                         seen: AtomicUsize::new(0),
                     };
-                    send_via(&fx.app, &store, (case.request)(&fx))
+                    fx.app.send_through(&store, (case.request)(&fx))
                 }
             };
             fx.app.store.stop_failing();

@@ -81,8 +81,14 @@ impl TestApp {
     }
 
     pub fn send(&self, req: Request<Vec<u8>>) -> TestResponse {
+        self.send_through(&self.store, req)
+    }
+
+    /// Serves `req` with `store` in place of the app's own (a wrapper that
+    /// delays or drops chosen calls, say).
+    pub fn send_through(&self, store: &dyn KeyValue, req: Request<Vec<u8>>) -> TestResponse {
         let services = Services {
-            store: &self.store,
+            store,
             clock: &self.clock,
             audit: &self.audit,
             variables: &self.vars,

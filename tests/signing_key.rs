@@ -27,12 +27,6 @@ fn lose_the_claim(app: &TestApp, generation: u32) {
     app.store.increment(&claim_key(generation), 1).unwrap();
 }
 
-fn store_calls(app: &TestApp, f: impl FnOnce()) -> usize {
-    let before = app.store.calls();
-    f();
-    app.store.calls() - before
-}
-
 #[test]
 fn one_lost_write_of_the_signing_key_is_not_a_permanent_outage() {
     let app = TestApp::new();
@@ -167,10 +161,10 @@ fn signing_key_generations_are_bounded() {
 #[test]
 fn health_never_creates_the_key_and_reads_one_key_once_it_exists() {
     let app = TestApp::new();
-    let fresh = store_calls(&app, || assert_eq!(app.get("/health", None).status, 200));
+    let fresh = app.store_calls(|| assert_eq!(app.get("/health", None).status, 200));
     assert_eq!(fresh, 2);
     assert!(app.store.is_empty(), "{:?}", app.store.keys());
     assert_eq!(app.register("alice", PASSWORD).status, 201);
-    let steady = store_calls(&app, || assert_eq!(app.get("/health", None).status, 200));
+    let steady = app.store_calls(|| assert_eq!(app.get("/health", None).status, 200));
     assert_eq!(steady, 1);
 }

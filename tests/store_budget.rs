@@ -6,22 +6,13 @@ mod common;
 
 use common::*;
 
-fn calls(app: &TestApp, f: impl FnOnce()) -> usize {
-    let before = app.store.calls();
-    f();
-    app.store.calls() - before
-}
-
 #[test]
 fn protected_reads_key_and_user_and_writes_nothing() {
     let app = TestApp::new();
     let token = app.user_token("alice");
     let before = app.store.len();
     assert_eq!(
-        calls(&app, || assert_eq!(
-            app.get("/auth/protected", Some(&token)).status,
-            200
-        )),
+        app.store_calls(|| assert_eq!(app.get("/auth/protected", Some(&token)).status, 200)),
         2
     );
     assert_eq!(app.store.len(), before);
@@ -29,10 +20,7 @@ fn protected_reads_key_and_user_and_writes_nothing() {
     let app = TestApp::with_vars(&[("jwt_secret", "0123456789abcdef0123456789abcdef")]);
     let token = app.user_token("alice");
     assert_eq!(
-        calls(&app, || assert_eq!(
-            app.get("/auth/protected", Some(&token)).status,
-            200
-        )),
+        app.store_calls(|| assert_eq!(app.get("/auth/protected", Some(&token)).status, 200)),
         1
     );
 }
@@ -47,9 +35,7 @@ fn login_makes_at_most_twelve_store_calls() {
         app.login_from("warmup", "wrong password", ip);
     }
     app.clock.advance_secs(61);
-    let success = calls(&app, || {
-        assert_eq!(app.login_from("alice", PASSWORD, ip).status, 200)
-    });
+    let success = app.store_calls(|| assert_eq!(app.login_from("alice", PASSWORD, ip).status, 200));
     assert!(success <= 9, "success path: {success}");
     // One lock over already, so the next lock also clears the period before.
     for _ in 0..5 {
@@ -60,7 +46,7 @@ fn login_makes_at_most_twelve_store_calls() {
     let mut worst = 0;
     for _ in 0..6 {
         app.clock.advance_secs(61);
-        let n = calls(&app, || {
+        let n = app.store_calls(|| {
             app.login_from("alice", "wrong password", ip);
         });
         worst = worst.max(n);
@@ -68,9 +54,7 @@ fn login_makes_at_most_twelve_store_calls() {
     eprintln!("login store calls: success {success}, worst failure {worst}");
     assert!(worst <= 12, "failure and lock paths: {worst}");
     app.clock.advance_secs(61);
-    let locked = calls(&app, || {
-        assert_eq!(app.login_from("alice", PASSWORD, ip).status, 423)
-    });
+    let locked = app.store_calls(|| assert_eq!(app.login_from("alice", PASSWORD, ip).status, 423));
     assert!(locked <= 11);
 }
 
@@ -79,10 +63,7 @@ fn dashboard_reads_key_user_and_its_six_counters() {
     let app = TestApp::new();
     let admin = app.admin_token("root");
     assert_eq!(
-        calls(&app, || assert_eq!(
-            app.get("/admin/dashboard", Some(&admin)).status,
-            200
-        )),
+        app.store_calls(|| assert_eq!(app.get("/admin/dashboard", Some(&admin)).status, 200)),
         2 + 6
     );
 }
@@ -91,7 +72,7 @@ fn dashboard_reads_key_user_and_its_six_counters() {
 fn routes_without_state_never_touch_the_store() {
     let app = TestApp::new();
     assert_eq!(
-        calls(&app, || {
+        app.store_calls(|| {
             app.get("/nope", None);
             app.get("/auth/login", None);
             app.get("/auth/protected", None);
@@ -104,7 +85,7 @@ fn routes_without_state_never_touch_the_store() {
         0
     );
     assert_eq!(
-        calls(&app, || {
+        app.store_calls(|| {
             app.get("/health", None);
         }),
         2

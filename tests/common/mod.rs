@@ -80,6 +80,13 @@ impl TestApp {
         }
     }
 
+    /// How many store calls `f` makes (each is a host round trip in Spin).
+    pub fn store_calls(&self, f: impl FnOnce()) -> usize {
+        let before = self.store.calls();
+        f();
+        self.store.calls() - before
+    }
+
     pub fn send(&self, req: Request<Vec<u8>>) -> TestResponse {
         self.send_through(&self.store, req)
     }

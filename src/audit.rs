@@ -99,6 +99,7 @@ impl AuditSink for Recorder {
 pub fn line(
     now_ms: u64,
     meta: &RequestMeta,
+    client_ip: &str,
     event: Event,
     outcome: Outcome,
     username: Option<&str>,
@@ -109,7 +110,7 @@ pub fn line(
         "ts": ts.to_string(),
         "event": event.name(),
         "outcome": outcome.name(),
-        "client_ip": meta.client_ip,
+        "client_ip": client_ip,
         "request_id": meta.request_id,
         "method": meta.method,
         "path": meta.path,

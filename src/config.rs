@@ -1,7 +1,11 @@
-//! Every tunable, read from Spin variables (declared in `spin.toml`) at the
-//! start of a request, with defaults. A value that does not parse is a
-//! configuration error: the service then refuses to serve (fails closed).
+//! Every tunable, read from Spin variables (declared in `spin.toml`) with
+//! defaults. Each variable is read only when a request first needs it, and
+//! at most once per request: Spin resolves every read through its provider
+//! chain, which costs about as much as a whole small request
+//! (`shared/SPIN-NOTES.md`). A value that does not parse is a configuration
+//! error: every request that needs it is refused (fails closed).
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -39,23 +43,14 @@ pub struct RatePolicy {
     pub window_secs: u64,
 }
 
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub bcrypt_cost: u32,
-    pub token_ttl_secs: u64,
-    pub login_rate: RatePolicy,
-    pub register_rate: RatePolicy,
-    pub lockout_threshold: u32,
-    pub lockout_secs: u64,
-    /// A header holding the client IP set by a trusted proxy; `None` means
-    /// Spin's own `spin-client-addr`.
-    pub client_ip_header: Option<http::HeaderName>,
-    pub jwt_secret: Option<Secret>,
-    pub admin_bootstrap_token: Option<Secret>,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    pub threshold: u32,
+    pub lock_secs: u64,
 }
 
 /// A variable that does not parse. Its message names the variable, never its value.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ConfigError(pub String);
 
 impl fmt::Display for ConfigError {
@@ -106,60 +101,175 @@ pub fn min_lockout_secs(bcrypt_cost: u32) -> u64 {
     (check_ms * LOGIN_MARGIN).div_ceil(1000).max(1)
 }
 
-impl Config {
-    pub fn load(vars: &dyn Variables) -> Result<Self, ConfigError> {
-        let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-            match vars.get(name) {
-                None => Ok(default),
-                Some(raw) => match raw.trim().parse::<u64>() {
-                    Ok(n) if (min..=max).contains(&n) => Ok(n),
-                    _ => Err(ConfigError(format!(
-                        "variable {name} must be a whole number from {min} to {max}"
-                    ))),
-                },
-            }
-        };
-        let secret = |name: &str, min: usize| -> Result<Option<Secret>, ConfigError> {
-            match vars.get(name) {
-                None => Ok(None),
-                Some(v) if v.len() >= min => Ok(Some(Secret(v.into_bytes()))),
-                Some(_) => Err(ConfigError(format!(
-                    "variable {name} is shorter than {min} bytes; refusing to serve"
-                ))),
-            }
-        };
-        let client_ip_header = match vars.get("client_ip_header") {
-            None => None,
-            Some(raw) => Some(http::HeaderName::try_from(raw.trim()).map_err(|_| {
-                ConfigError("variable client_ip_header is not a valid header name".into())
-            })?),
-        };
-        let bcrypt_cost = number("bcrypt_cost", 10, 4, 30)? as u32;
-        let lockout_secs = number("lockout_duration_seconds", 900, 1, 604_800)?;
-        let shortest_lock = min_lockout_secs(bcrypt_cost);
-        if lockout_secs < shortest_lock {
-            return Err(ConfigError(format!(
-                "variable lockout_duration_seconds must be at least {shortest_lock} with \
-                 bcrypt_cost {bcrypt_cost}: a login at that cost can outlast a shorter lock"
-            )));
+type Setting<T> = OnceCell<Result<T, ConfigError>>;
+
+/// The configuration as one request sees it: each setting is read and
+/// parsed on first use, then kept for the rest of the request.
+pub struct Config<'v> {
+    vars: &'v dyn Variables,
+    bcrypt_cost: Setting<u32>,
+    token_ttl_secs: Setting<u64>,
+    login_rate: Setting<RatePolicy>,
+    register_rate: Setting<RatePolicy>,
+    lockout: Setting<LockoutPolicy>,
+    client_ip_header: Setting<Option<http::HeaderName>>,
+    jwt_secret: Setting<Option<Secret>>,
+    admin_bootstrap_token: Setting<Option<Secret>>,
+}
+
+impl<'v> Config<'v> {
+    pub fn new(vars: &'v dyn Variables) -> Self {
+        Self {
+            vars,
+            bcrypt_cost: OnceCell::new(),
+            token_ttl_secs: OnceCell::new(),
+            login_rate: OnceCell::new(),
+            register_rate: OnceCell::new(),
+            lockout: OnceCell::new(),
+            client_ip_header: OnceCell::new(),
+            jwt_secret: OnceCell::new(),
+            admin_bootstrap_token: OnceCell::new(),
         }
-        Ok(Self {
-            bcrypt_cost,
-            token_ttl_secs: number("token_ttl_seconds", 900, 60, 86_400)?,
-            login_rate: RatePolicy {
-                limit: number("login_rate_limit", 5, 1, 1000)? as u32,
-                window_secs: number("login_rate_window_seconds", 60, 1, 86_400)?,
-            },
-            register_rate: RatePolicy {
-                limit: number("register_rate_limit", 10, 1, 1000)? as u32,
-                window_secs: number("register_rate_window_seconds", 60, 1, 86_400)?,
-            },
-            lockout_threshold: number("lockout_threshold", 5, 1, 1000)? as u32,
-            lockout_secs,
-            client_ip_header,
-            jwt_secret: secret("jwt_secret", MIN_JWT_SECRET_BYTES)?,
-            admin_bootstrap_token: secret("admin_bootstrap_token", MIN_BOOTSTRAP_TOKEN_BYTES)?,
+    }
+
+    /// Reads and checks every variable (the first error wins): for tests and
+    /// tools that want the whole configuration's verdict at once.
+    pub fn check_all(&self) -> Result<(), ConfigError> {
+        self.bcrypt_cost()?;
+        self.token_ttl_secs()?;
+        self.login_rate()?;
+        self.register_rate()?;
+        self.lockout()?;
+        self.client_ip_header()?;
+        self.jwt_secret()?;
+        self.admin_bootstrap_token()?;
+        Ok(())
+    }
+
+    pub fn bcrypt_cost(&self) -> Result<u32, ConfigError> {
+        get(&self.bcrypt_cost, || {
+            Ok(number(self.vars, "bcrypt_cost", 10, 4, 30)? as u32)
         })
+    }
+
+    pub fn token_ttl_secs(&self) -> Result<u64, ConfigError> {
+        get(&self.token_ttl_secs, || {
+            number(self.vars, "token_ttl_seconds", 900, 60, 86_400)
+        })
+    }
+
+    pub fn login_rate(&self) -> Result<RatePolicy, ConfigError> {
+        get(&self.login_rate, || {
+            Ok(RatePolicy {
+                limit: number(self.vars, "login_rate_limit", 5, 1, 1000)? as u32,
+                window_secs: number(self.vars, "login_rate_window_seconds", 60, 1, 86_400)?,
+            })
+        })
+    }
+
+    pub fn register_rate(&self) -> Result<RatePolicy, ConfigError> {
+        get(&self.register_rate, || {
+            Ok(RatePolicy {
+                limit: number(self.vars, "register_rate_limit", 10, 1, 1000)? as u32,
+                window_secs: number(self.vars, "register_rate_window_seconds", 60, 1, 86_400)?,
+            })
+        })
+    }
+
+    /// The lockout policy; also reads `bcrypt_cost`, since a lock shorter
+    /// than a login at that cost is refused.
+    pub fn lockout(&self) -> Result<LockoutPolicy, ConfigError> {
+        get(&self.lockout, || {
+            let bcrypt_cost = self.bcrypt_cost()?;
+            let lock_secs = number(self.vars, "lockout_duration_seconds", 900, 1, 604_800)?;
+            let shortest_lock = min_lockout_secs(bcrypt_cost);
+            if lock_secs < shortest_lock {
+                return Err(ConfigError(format!(
+                    "variable lockout_duration_seconds must be at least {shortest_lock} with \
+                     bcrypt_cost {bcrypt_cost}: a login at that cost can outlast a shorter lock"
+                )));
+            }
+            Ok(LockoutPolicy {
+                threshold: number(self.vars, "lockout_threshold", 5, 1, 1000)? as u32,
+                lock_secs,
+            })
+        })
+    }
+
+    /// A header holding the client IP set by a trusted proxy; `None` means
+    /// Spin's own `spin-client-addr`.
+    pub fn client_ip_header(&self) -> Result<Option<http::HeaderName>, ConfigError> {
+        get(&self.client_ip_header, || {
+            match self.vars.get("client_ip_header") {
+                None => Ok(None),
+                Some(raw) => http::HeaderName::try_from(raw.trim())
+                    .map(Some)
+                    .map_err(|_| {
+                        ConfigError("variable client_ip_header is not a valid header name".into())
+                    }),
+            }
+        })
+    }
+
+    pub fn jwt_secret(&self) -> Result<Option<&Secret>, ConfigError> {
+        get_ref(&self.jwt_secret, || {
+            secret(self.vars, "jwt_secret", MIN_JWT_SECRET_BYTES)
+        })
+    }
+
+    pub fn admin_bootstrap_token(&self) -> Result<Option<&Secret>, ConfigError> {
+        get_ref(&self.admin_bootstrap_token, || {
+            secret(
+                self.vars,
+                "admin_bootstrap_token",
+                MIN_BOOTSTRAP_TOKEN_BYTES,
+            )
+        })
+    }
+}
+
+fn get<T: Clone>(
+    cell: &Setting<T>,
+    read: impl FnOnce() -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    cell.get_or_init(read).clone()
+}
+
+fn get_ref<T>(
+    cell: &Setting<Option<T>>,
+    read: impl FnOnce() -> Result<Option<T>, ConfigError>,
+) -> Result<Option<&T>, ConfigError> {
+    match cell.get_or_init(read) {
+        Ok(value) => Ok(value.as_ref()),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+fn number(
+    vars: &dyn Variables,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match vars.get(name) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ConfigError(format!(
+                "variable {name} must be a whole number from {min} to {max}"
+            ))),
+        },
+    }
+}
+
+fn secret(vars: &dyn Variables, name: &str, min: usize) -> Result<Option<Secret>, ConfigError> {
+    match vars.get(name) {
+        None => Ok(None),
+        Some(v) if v.len() >= min => Ok(Some(Secret(v.into_bytes()))),
+        Some(_) => Err(ConfigError(format!(
+            "variable {name} is shorter than {min} bytes; refusing to serve"
+        ))),
     }
 }
 
@@ -185,7 +295,7 @@ mod tests {
             }
         }
         let recorder = Recorder(Default::default());
-        Config::load(&recorder).unwrap();
+        Config::new(&recorder).check_all().unwrap();
         let mut read = recorder.0.into_inner();
         read.sort();
         let mut listed = VARIABLES.map(String::from).to_vec();
@@ -195,26 +305,34 @@ mod tests {
 
     #[test]
     fn defaults_match_the_contract() {
-        let c = Config::load(&vars(&[])).unwrap();
-        assert_eq!(c.bcrypt_cost, 10);
-        assert_eq!(c.token_ttl_secs, 900);
+        let vars = vars(&[]);
+        let c = Config::new(&vars);
+        assert_eq!(c.bcrypt_cost().unwrap(), 10);
+        assert_eq!(c.token_ttl_secs().unwrap(), 900);
         assert_eq!(
-            c.login_rate,
+            c.login_rate().unwrap(),
             RatePolicy {
                 limit: 5,
                 window_secs: 60
             }
         );
         assert_eq!(
-            c.register_rate,
+            c.register_rate().unwrap(),
             RatePolicy {
                 limit: 10,
                 window_secs: 60
             }
         );
-        assert_eq!((c.lockout_threshold, c.lockout_secs), (5, 900));
-        assert!(c.jwt_secret.is_none() && c.admin_bootstrap_token.is_none());
-        assert!(c.client_ip_header.is_none());
+        assert_eq!(
+            c.lockout().unwrap(),
+            LockoutPolicy {
+                threshold: 5,
+                lock_secs: 900
+            }
+        );
+        assert!(c.jwt_secret().unwrap().is_none());
+        assert!(c.admin_bootstrap_token().unwrap().is_none());
+        assert!(c.client_ip_header().unwrap().is_none());
     }
 
     #[test]
@@ -224,7 +342,7 @@ mod tests {
             ("bcrypt_cost", "3"),
             ("login_rate_limit", "0"),
         ] {
-            let err = Config::load(&vars(&[(k, v)])).unwrap_err();
+            let err = Config::new(&vars(&[(k, v)])).check_all().unwrap_err();
             assert!(err.0.contains(k), "{err}");
         }
     }
@@ -235,28 +353,36 @@ mod tests {
         assert_eq!(min_lockout_secs(10), 1);
         assert_eq!(min_lockout_secs(12), 3);
         assert_eq!(min_lockout_secs(15), 17);
-        let err = Config::load(&vars(&[
+        let err = Config::new(&vars(&[
             ("bcrypt_cost", "15"),
             ("lockout_duration_seconds", "1"),
         ]))
+        .lockout()
         .unwrap_err();
         assert!(err.0.contains("lockout_duration_seconds"), "{err}");
         assert!(err.0.contains("at least 17"), "{err}");
-        let ok = Config::load(&vars(&[
+        let ok = Config::new(&vars(&[
             ("bcrypt_cost", "15"),
             ("lockout_duration_seconds", "17"),
         ]))
+        .lockout()
         .unwrap();
-        assert_eq!(ok.lockout_secs, 17);
+        assert_eq!(ok.lock_secs, 17);
         // The defaults, and a one-second lock at the default cost, stay valid.
-        assert!(Config::load(&vars(&[("lockout_duration_seconds", "1")])).is_ok());
+        let one_second = vars(&[("lockout_duration_seconds", "1")]);
+        assert!(Config::new(&one_second).check_all().is_ok());
     }
 
     #[test]
     fn short_secrets_are_refused_without_echoing_them() {
-        let err = Config::load(&vars(&[("jwt_secret", "tooshort-secret")])).unwrap_err();
+        let short = vars(&[("jwt_secret", "tooshort-secret")]);
+        let err = Config::new(&short).check_all().unwrap_err();
         assert!(err.0.contains("jwt_secret") && !err.0.contains("tooshort"));
-        let ok = Config::load(&vars(&[("jwt_secret", &"k".repeat(32))])).unwrap();
-        assert_eq!(format!("{:?}", ok.jwt_secret), "Some(Secret(***))");
+        let long = vars(&[("jwt_secret", &"k".repeat(32))]);
+        let ok = Config::new(&long);
+        assert_eq!(
+            format!("{:?}", ok.jwt_secret().unwrap()),
+            "Some(Secret(***))"
+        );
     }
 }

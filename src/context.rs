@@ -3,8 +3,11 @@
 
 use crate::audit::{self, AuditSink, Event, Outcome};
 use crate::clock::Clock;
-use crate::config::{Config, Variables};
+use crate::config::{Config, ConfigError, Variables};
+use crate::security::client_ip::client_ip;
 use crate::store::KeyValue;
+use http::HeaderMap;
+use std::cell::OnceCell;
 
 /// The outside world, provided by the Spin entry point or by a test.
 #[derive(Clone, Copy)]
@@ -15,11 +18,11 @@ pub struct Services<'a> {
     pub variables: &'a dyn Variables,
 }
 
-/// Facts about the request that every audit line carries.
+/// Facts about the request that every audit line carries (the client IP
+/// too, which [`Ctx::client_ip`] works out only when a line or a rule needs it).
 #[derive(Clone, Debug)]
 pub struct RequestMeta {
     pub request_id: String,
-    pub client_ip: String,
     pub method: String,
     pub path: String,
 }
@@ -27,19 +30,45 @@ pub struct RequestMeta {
 pub struct Ctx<'a> {
     pub store: &'a dyn KeyValue,
     pub clock: &'a dyn Clock,
-    pub config: Config,
+    pub config: Config<'a>,
     pub meta: RequestMeta,
+    headers: &'a HeaderMap,
+    client_ip: OnceCell<Result<String, ConfigError>>,
     sink: &'a dyn AuditSink,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(services: Services<'a>, config: Config, meta: RequestMeta) -> Self {
+    pub fn new(services: Services<'a>, meta: RequestMeta, headers: &'a HeaderMap) -> Self {
         Self {
             store: services.store,
             clock: services.clock,
-            config,
+            config: Config::new(services.variables),
             meta,
+            headers,
+            client_ip: OnceCell::new(),
             sink: services.audit,
+        }
+    }
+
+    /// The client's IP, from the configured proxy header or Spin's own
+    /// (reads `client_ip_header` on first use only).
+    pub fn client_ip(&self) -> Result<&str, ConfigError> {
+        let ip = self.client_ip.get_or_init(|| {
+            let header = self.config.client_ip_header()?;
+            Ok(client_ip(self.headers, header.as_ref()))
+        });
+        match ip {
+            Ok(ip) => Ok(ip),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// The IP an audit line names: as for the rate limits, or Spin's own
+    /// when the proxy header variable is broken (that error is logged too).
+    pub fn audit_ip(&self) -> String {
+        match self.client_ip() {
+            Ok(ip) => ip.to_owned(),
+            Err(_) => client_ip(self.headers, None),
         }
     }
 
@@ -51,15 +80,24 @@ impl<'a> Ctx<'a> {
         reason: Option<&str>,
     ) {
         emit(
-            self.sink, self.clock, &self.meta, event, outcome, username, reason,
+            self.sink,
+            self.clock,
+            &self.meta,
+            &self.audit_ip(),
+            event,
+            outcome,
+            username,
+            reason,
         );
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn emit(
     sink: &dyn AuditSink,
     clock: &dyn Clock,
     meta: &RequestMeta,
+    client_ip: &str,
     event: Event,
     outcome: Outcome,
     username: Option<&str>,
@@ -68,6 +106,7 @@ pub fn emit(
     sink.write_line(&audit::line(
         clock.now_ms(),
         meta,
+        client_ip,
         event,
         outcome,
         username,

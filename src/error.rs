@@ -38,6 +38,12 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+impl From<crate::config::ConfigError> for ApiError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        ApiError::Config(e.0)
+    }
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {

@@ -2,11 +2,9 @@
 //! and the one place where results become HTTP responses.
 
 use crate::audit::{Event, Outcome};
-use crate::config::Config;
-use crate::context::{emit, Ctx, RequestMeta, Services};
+use crate::context::{Ctx, RequestMeta, Services};
 use crate::error::ApiError;
 use crate::routes::{admin, auth, health, Reply};
-use crate::security::client_ip::client_ip;
 use crate::security::guards::{require_admin, require_user, AdminUser, AuthUser};
 use crate::security::{random_bytes, to_hex};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -68,28 +66,17 @@ pub fn paths() -> impl Iterator<Item = &'static str> {
 /// Serves one request. Never panics on anything the request holds.
 pub fn handle(req: Request<Vec<u8>>, services: Services) -> Response<Vec<u8>> {
     let (parts, body) = req.into_parts();
-    let config = Config::load(services.variables);
-    let header_name = config
-        .as_ref()
-        .ok()
-        .and_then(|c| c.client_ip_header.clone());
     let meta = RequestMeta {
         request_id: random_bytes::<16>()
             .map(|b| to_hex(&b))
             .unwrap_or_else(|_| "unknown".into()),
-        client_ip: client_ip(&parts.headers, header_name.as_ref()),
         method: parts.method.as_str().chars().take(16).collect(),
         path: parts.uri.path().chars().take(256).collect(),
     };
-    let result = match config {
-        Err(e) => Err(ApiError::Config(e.to_string())),
-        Ok(config) => {
-            let ctx = Ctx::new(services, config, meta.clone());
-            dispatch(&ctx, &parts.method, parts.uri.path(), &parts.headers, &body)
-        }
-    };
+    let ctx = Ctx::new(services, meta, &parts.headers);
+    let result = dispatch(&ctx, &parts.method, parts.uri.path(), &parts.headers, &body);
     match result {
-        Ok(reply) => respond(&meta, reply.status, &reply.body, Vec::new()),
+        Ok(reply) => respond(&ctx.meta, reply.status, &reply.body, Vec::new()),
         Err(error) => {
             let detail = match &error {
                 ApiError::Internal(e) => Some((Event::InternalError, format!("{e:#}"))),
@@ -97,17 +84,9 @@ pub fn handle(req: Request<Vec<u8>>, services: Services) -> Response<Vec<u8>> {
                 _ => None,
             };
             if let Some((event, detail)) = detail {
-                emit(
-                    services.audit,
-                    services.clock,
-                    &meta,
-                    event,
-                    Outcome::Error,
-                    None,
-                    Some(&detail),
-                );
+                ctx.audit(event, Outcome::Error, None, Some(&detail));
             }
-            respond(&meta, error.status(), &error.body(), error.headers())
+            respond(&ctx.meta, error.status(), &error.body(), error.headers())
         }
     }
 }

@@ -36,7 +36,7 @@ fn eventful_app() -> (TestApp, String) {
 fn every_security_event_is_logged() {
     let (app, _) = eventful_app();
     let config = TestApp::with_vars(&[("bcrypt_cost", "not a number")]);
-    config.get("/health", None);
+    config.login("alice", PASSWORD);
     let broken = TestApp::new();
     broken.store.fail_from_now_on(true);
     broken.login("alice", PASSWORD);
@@ -133,13 +133,13 @@ fn registration_failures_say_why() {
 fn values_are_escaped_so_a_line_cannot_be_forged() {
     let meta = RequestMeta {
         request_id: "r1".into(),
-        client_ip: "1.2.3.4".into(),
         method: "GET".into(),
         path: "/x\"}\n{\"event\":\"login_success\"".into(),
     };
     let line = audit::line(
         0,
         &meta,
+        "1.2.3.4",
         Event::LoginFailure,
         Outcome::Failure,
         Some("a\"\nb"),

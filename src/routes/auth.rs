@@ -33,8 +33,11 @@ pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Ap
         );
     };
 
+    // As in login: every setting first, before any store call.
+    let (rate, cost) = (ctx.config.register_rate()?, ctx.config.bcrypt_cost()?);
+    ctx.client_ip()?;
     let keys = keys::load(ctx)?;
-    enforce_rate_limit(ctx, &keys, "register", ctx.config.register_rate, &username)?;
+    enforce_rate_limit(ctx, &keys, "register", rate, &username)?;
     if role == Role::Admin {
         if let Err(e) = authorize_admin_creation(ctx, headers, &keys) {
             refuse("admin role not authorized");
@@ -43,7 +46,7 @@ pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Ap
     }
 
     // Hash before claiming the name, so a failure here cannot burn it.
-    let password_hash = passwords::hash(&password, ctx.config.bcrypt_cost)?;
+    let password_hash = passwords::hash(&password, cost)?;
     let user = User {
         username: username.as_str().to_owned(),
         role,
@@ -111,7 +114,7 @@ fn authorize_admin_creation(ctx: &Ctx, headers: &HeaderMap, keys: &Keys) -> Resu
     const DENIED: ApiError =
         ApiError::Forbidden("Registering an admin requires an admin token or the bootstrap token");
     if let Some(given) = headers.get(BOOTSTRAP_HEADER) {
-        let expected = ctx.config.admin_bootstrap_token.as_ref().ok_or(DENIED)?;
+        let expected = ctx.config.admin_bootstrap_token()?.ok_or(DENIED)?;
         // Compare digests in constant time, so neither content nor length leaks.
         let given = hmac_sha256::Hash::hash(given.as_bytes());
         let expected = hmac_sha256::Hash::hash(expected.expose());
@@ -134,13 +137,22 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
     let username = Username::parse(&fields.string("username")?).map_err(invalid)?;
     let password = Password::parse_candidate(fields.string("password")?).map_err(invalid)?;
     let name = Some(username.as_str());
+    // Every setting login needs, before any store call: a broken variable
+    // refuses the request before it counts or changes anything.
+    let (rate, policy, cost, ttl) = (
+        ctx.config.login_rate()?,
+        ctx.config.lockout()?,
+        ctx.config.bcrypt_cost()?,
+        ctx.config.token_ttl_secs()?,
+    );
+    ctx.client_ip()?;
 
     let keys = keys::load(ctx)?;
     let record_key = User::key(&username);
     let record = ctx.store.get(&record_key)?;
     let user = User::from_record(record.clone())?;
 
-    enforce_rate_limit(ctx, &keys, "login", ctx.config.login_rate, &username)?;
+    enforce_rate_limit(ctx, &keys, "login", rate, &username)?;
     let now_ms = ctx.clock.now_ms();
 
     // Known accounts are locked by name; unknown names share keyed slots, so
@@ -150,8 +162,8 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
         None => format!("slot:{}", keys.slot("login-user", username.as_str())),
     };
     let policy = lockout::Policy {
-        threshold: ctx.config.lockout_threshold,
-        lock_ms: ctx.config.lockout_secs * 1000,
+        threshold: policy.threshold,
+        lock_ms: policy.lock_secs * 1000,
     };
     let ticket = match lockout::begin(ctx.store, &lock_id, policy, ctx.clock)? {
         Ok(ticket) => ticket,
@@ -173,7 +185,6 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
 
     // A wrong password and an unknown name cost the same bcrypt work, also
     // after a change of `bcrypt_cost` (see `passwords`).
-    let cost = ctx.config.bcrypt_cost;
     let verified = match &user {
         Some(user) => passwords::verify(&password, &user.password_hash, cost)?,
         None => {
@@ -210,7 +221,6 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
         passwords::store_upgraded_hash(ctx.store, &record_key, checked, &new_hash)?;
     }
     stats::bump(ctx.store, Counter::LoginSuccesses)?;
-    let ttl = ctx.config.token_ttl_secs;
     let account = user.account_id.as_deref();
     let token = tokens::issue(&keys, &username, user.role, account, now_ms / 1000, ttl)?;
     ctx.audit(Event::LoginSuccess, Outcome::Success, name, None);
@@ -238,7 +248,7 @@ fn enforce_rate_limit(
     policy: RatePolicy,
     username: &Username,
 ) -> Result<(), ApiError> {
-    let client = rate_limit_key(&ctx.meta.client_ip);
+    let client = rate_limit_key(ctx.client_ip()?);
     let now_ms = ctx.clock.now_ms();
     match rate_limit::attempt(ctx.store, keys, scope, &client, policy, now_ms)? {
         Decision::Allowed => Ok(()),

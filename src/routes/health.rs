@@ -14,6 +14,8 @@ pub fn check(ctx: &Ctx) -> Result<Reply, ApiError> {
     match keys::usable(ctx) {
         Ok(true) => Ok(Reply::ok(json!({ "status": "ok" }))),
         Ok(false) => Err(ApiError::Unavailable),
+        // A broken `jwt_secret`: 500 and a `config_error` line, as elsewhere.
+        Err(e @ ApiError::Config(_)) => Err(e),
         Err(e) => {
             let detail = match &e {
                 ApiError::Internal(e) => format!("{e:#}"),

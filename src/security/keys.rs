@@ -83,7 +83,7 @@ pub fn claim_key(generation: u32) -> String {
 /// the store (one `get` while generation 0 exists, plus the creation path
 /// the first time).
 pub fn load(ctx: &Ctx) -> Result<Keys, ApiError> {
-    if let Some(secret) = &ctx.config.jwt_secret {
+    if let Some(secret) = ctx.config.jwt_secret()? {
         return Ok(Keys::from_secret(secret.expose()));
     }
     let secret = match lowest_written(ctx.store)? {
@@ -104,7 +104,7 @@ pub fn load(ctx: &Ctx) -> Result<Keys, ApiError> {
 /// while generation 0 exists, two on a fresh store.
 pub fn usable(ctx: &Ctx) -> Result<bool, ApiError> {
     let store = ctx.store;
-    if ctx.config.jwt_secret.is_some() {
+    if ctx.config.jwt_secret()?.is_some() {
         // The store key does not matter; the store must still answer.
         store.get(&stored_key(0))?;
         return Ok(true);

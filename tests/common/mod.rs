@@ -5,13 +5,16 @@
 use http::{HeaderMap, Method, Request};
 use secure_backend::audit::Recorder;
 use secure_backend::clock::ManualClock;
+use secure_backend::config::Variables;
 use secure_backend::context::Services;
 use secure_backend::domain::{User, Username};
 use secure_backend::router;
 use secure_backend::store::{KeyValue, MemoryStore};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::Barrier;
+use std::sync::{Arc, Mutex};
 
 /// 2026-11-27T00:00:00Z
 pub const START_MS: u64 = 1_795_737_600_000;
@@ -22,7 +25,34 @@ pub struct TestApp {
     pub store: MemoryStore,
     pub clock: ManualClock,
     pub audit: Recorder,
-    pub vars: HashMap<String, String>,
+    pub vars: TestVars,
+}
+
+/// Variables from a map, recording every read (each is a host call in Spin).
+#[derive(Clone, Default)]
+pub struct TestVars {
+    map: HashMap<String, String>,
+    reads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Deref for TestVars {
+    type Target = HashMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl DerefMut for TestVars {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+impl Variables for TestVars {
+    fn get(&self, name: &str) -> Option<String> {
+        self.reads.lock().unwrap().push(name.to_owned());
+        Variables::get(&self.map, name)
+    }
 }
 
 pub struct TestResponse {
@@ -76,7 +106,10 @@ impl TestApp {
             store: MemoryStore::new(),
             clock: ManualClock::at(START_MS),
             audit: Recorder::default(),
-            vars,
+            vars: TestVars {
+                map: vars,
+                reads: Default::default(),
+            },
         }
     }
 
@@ -85,6 +118,13 @@ impl TestApp {
         let before = self.store.calls();
         f();
         self.store.calls() - before
+    }
+
+    /// The variables `f` reads, in order (each is a host call in Spin).
+    pub fn variable_reads(&self, f: impl FnOnce()) -> Vec<String> {
+        let before = self.vars.reads.lock().unwrap().len();
+        f();
+        self.vars.reads.lock().unwrap()[before..].to_vec()
     }
 
     pub fn send(&self, req: Request<Vec<u8>>) -> TestResponse {

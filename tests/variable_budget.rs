@@ -1,0 +1,140 @@
+//! Variable reads per route. In Spin each read goes through the provider
+//! chain and costs about as much as a small request (`shared/SPIN-NOTES.md`),
+//! so a route reads only the variables it uses, each at most once. These
+//! budgets fail loudly when a change adds a read.
+
+mod common;
+
+use common::*;
+use http::Method;
+
+/// The sorted names `f` read, after checking that none was read twice.
+fn reads(app: &TestApp, f: impl FnOnce()) -> Vec<String> {
+    let mut names = app.variable_reads(f);
+    names.sort();
+    let count = names.len();
+    names.dedup();
+    assert_eq!(names.len(), count, "a variable was read twice: {names:?}");
+    names
+}
+
+#[test]
+fn routes_without_settings_read_no_variable() {
+    let app = TestApp::new();
+    let names = reads(&app, || {
+        assert_eq!(app.get("/nope", None).status, 404);
+        assert_eq!(app.get("/auth/login", None).status, 405);
+    });
+    assert!(names.is_empty(), "{names:?}");
+}
+
+#[test]
+fn health_reads_only_whether_the_key_is_a_variable() {
+    let app = TestApp::new();
+    let names = reads(&app, || assert_eq!(app.get("/health", None).status, 200));
+    assert_eq!(names, ["jwt_secret"]);
+}
+
+#[test]
+fn protected_reads_at_most_the_signing_key() {
+    let app = TestApp::new();
+    let token = app.user_token("alice");
+    let names = reads(&app, || {
+        assert_eq!(app.get("/auth/protected", Some(&token)).status, 200)
+    });
+    assert_eq!(names, ["jwt_secret"]);
+    // A refused token is audited, and the audit line names the client.
+    let names = reads(&app, || {
+        assert_eq!(app.get("/auth/protected", Some("a.b.c")).status, 401)
+    });
+    assert!(names.len() <= 2, "{names:?}");
+}
+
+#[test]
+fn dashboard_reads_the_key_and_who_is_asking() {
+    let app = TestApp::new();
+    let admin = app.admin_token("root");
+    let names = reads(&app, || {
+        assert_eq!(app.get("/admin/dashboard", Some(&admin)).status, 200)
+    });
+    assert_eq!(names, ["client_ip_header", "jwt_secret"]);
+}
+
+#[test]
+fn login_reads_its_own_settings_once_each() {
+    let app = TestApp::new();
+    app.register("alice", PASSWORD);
+    let expected = [
+        "bcrypt_cost",
+        "client_ip_header",
+        "jwt_secret",
+        "lockout_duration_seconds",
+        "lockout_threshold",
+        "login_rate_limit",
+        "login_rate_window_seconds",
+        "token_ttl_seconds",
+    ];
+    let names = reads(&app, || {
+        assert_eq!(app.login("alice", PASSWORD).status, 200)
+    });
+    assert_eq!(names, expected);
+    // A failure reads no more (the token's lifetime too: read up front, so
+    // that a broken one refuses before anything is counted).
+    let names = reads(&app, || {
+        assert_eq!(app.login("alice", "wrong password").status, 401)
+    });
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn registration_reads_its_own_settings_once_each() {
+    let app = TestApp::new();
+    let names = reads(&app, || {
+        assert_eq!(app.register("alice", PASSWORD).status, 201)
+    });
+    assert_eq!(
+        names,
+        [
+            "bcrypt_cost",
+            "client_ip_header",
+            "jwt_secret",
+            "register_rate_limit",
+            "register_rate_window_seconds",
+        ]
+    );
+    // The bootstrap token is read only when a request presents one.
+    let names = reads(&app, || assert_eq!(app.register_admin("root").status, 201));
+    assert!(names.contains(&"admin_bootstrap_token".to_owned()));
+    assert_eq!(names.len(), 6, "{names:?}");
+}
+
+/// A broken variable refuses exactly the requests that need it, before
+/// they count or change anything; the others go on.
+#[test]
+fn a_broken_variable_refuses_only_the_routes_that_read_it() {
+    let app = TestApp::with_vars(&[("lockout_threshold", "many")]);
+    // Registration does not use it.
+    assert_eq!(app.register("alice", PASSWORD).status, 201);
+    let before = app.store.snapshot();
+    let res = app.login("alice", PASSWORD);
+    assert_error(&res, 500, "internal_error");
+    assert_eq!(
+        app.store.snapshot(),
+        before,
+        "a refused login changes nothing"
+    );
+    let logged = app.events_named("config_error");
+    assert_eq!(logged.len(), 1);
+    assert!(logged[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("lockout_threshold"));
+    // Routes that do not use it still serve.
+    assert_eq!(app.get("/health", None).status, 200);
+    let res = app.send(
+        app.request(Method::GET, "/nope", "192.0.2.1")
+            .body(Vec::new())
+            .unwrap(),
+    );
+    assert_error(&res, 404, "not_found");
+}

@@ -79,11 +79,11 @@ fn the_component_uses_the_default_store_and_builds_for_wasip1() {
     );
     assert_eq!(
         component["source"].as_str(),
-        Some("target/wasm32-wasip1/release/secure_backend.wasm")
+        Some("target/wasm32-wasip1/release/secure_backend.opt.wasm")
     );
     assert_eq!(
         component["build"]["command"].as_str(),
-        Some("cargo build --target wasm32-wasip1 --release")
+        Some("tools/build-component")
     );
 }
 

@@ -109,15 +109,14 @@ fn cargo(args: &[&str]) {
 pub fn component() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        cargo(&[
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip1",
-            "-p",
-            "secure-backend",
-        ]);
-        target_dir().join("wasm32-wasip1/release/secure_backend.wasm")
+        // As `spin build` does: cargo, then wasm-opt when installed.
+        let status = Command::new(root().join("tools/build-component"))
+            .env("CARGO_TARGET_DIR", target_dir())
+            .current_dir(root())
+            .status()
+            .expect("run tools/build-component");
+        assert!(status.success(), "tools/build-component failed");
+        target_dir().join("wasm32-wasip1/release/secure_backend.opt.wasm")
     })
 }
 

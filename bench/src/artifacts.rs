@@ -1,0 +1,165 @@
+//! Builds what the benchmark serves, as `spin build` would, and finds it
+//! wherever cargo puts it (`CARGO_TARGET_DIR`, a cargo config, or the
+//! default `target/`).
+
+use anyhow::{bail, Context as _, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The repository root (the workspace holding this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ sits in the repository")
+        .to_owned()
+}
+
+/// The hello-world fixture: its own cargo workspace with its own spin.toml.
+pub fn hello_dir() -> PathBuf {
+    repo_root().join("tests/host/hello")
+}
+
+fn cargo() -> Command {
+    // `cargo run` sets CARGO to the cargo it is; fall back to PATH's.
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(repo_root());
+    cmd
+}
+
+/// The target directory of the workspace whose manifest is `manifest`
+/// (wherever `CARGO_TARGET_DIR` or a cargo config puts it).
+fn target_dir(manifest: &Path) -> Result<PathBuf> {
+    let out = cargo()
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("run cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata --manifest-path {} failed",
+            manifest.display()
+        );
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(PathBuf::from(
+        meta["target_directory"]
+            .as_str()
+            .context("cargo metadata: no target_directory")?,
+    ))
+}
+
+fn run_cargo(args: &[&str]) -> Result<()> {
+    eprintln!("bench: cargo {}", args.join(" "));
+    let status = cargo().args(args).status().context("run cargo")?;
+    if !status.success() {
+        bail!("cargo {} failed", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Everything the run serves.
+pub struct Artifacts {
+    /// The workspace's target directory (state and caches go under it too).
+    pub target_dir: PathBuf,
+    /// The component `spin.toml` names as its `source`: what Spin serves.
+    pub service_wasm: PathBuf,
+    /// cargo's own output, before any post-processing of the build command.
+    pub cargo_wasm: PathBuf,
+    /// The build command of `spin.toml`, as run.
+    pub build_command: String,
+    pub hello_wasm: PathBuf,
+    /// The test host, when the run uses it.
+    pub test_host: Option<PathBuf>,
+}
+
+/// `[component.ID]`'s `source` and `build.command` in a manifest.
+fn component_build(manifest: &Path, id: &str) -> Result<(String, String)> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("read {}", manifest.display()))?;
+    let table: toml::Table = toml::from_str(&text)?;
+    let component = table
+        .get("component")
+        .and_then(|c| c.get(id))
+        .with_context(|| format!("no [component.{id}] in {}", manifest.display()))?;
+    let source = component
+        .get("source")
+        .and_then(|s| s.as_str())
+        .context("the component has no `source` path")?;
+    let command = component
+        .get("build")
+        .and_then(|b| b.get("command"))
+        .and_then(|c| c.as_str())
+        .context("the component has no `build.command`")?;
+    Ok((source.to_owned(), command.to_owned()))
+}
+
+/// Builds the service as `spin build` does (the manifest's build command, in
+/// a shell at the repository root, with `CARGO_TARGET_DIR` pointing at the
+/// workspace's target directory as the e2e harness does), the hello fixture
+/// for `wasm32-wasip1` in release, and the test host when asked.
+pub fn build(with_test_host: bool) -> Result<Artifacts> {
+    let root = repo_root();
+    let target = target_dir(&root.join("Cargo.toml"))?;
+    let (source, command) = component_build(&root.join("spin.toml"), "secure-backend")?;
+    eprintln!("bench: {command}   (spin.toml's build command)");
+    let status = Command::new("sh")
+        .args(["-c", &command])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .context("run the build command")?;
+    if !status.success() {
+        bail!("the build command `{command}` failed");
+    }
+    // `source` is relative to the manifest; a path under `target/` is
+    // wherever the target directory really is.
+    let service_wasm = match Path::new(&source).strip_prefix("target") {
+        Ok(rest) => target.join(rest),
+        Err(_) => root.join(&source),
+    };
+    // The fixture is a workspace of its own; its build goes under ours (as
+    // the test host's tests do), not into an untracked tests/host/hello/target.
+    let hello_target = target.join("bench-hello");
+    let hello_manifest = hello_dir().join("Cargo.toml");
+    run_cargo(&[
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip1",
+        "--manifest-path",
+        hello_manifest.to_str().context("UTF-8 path")?,
+        "--target-dir",
+        hello_target.to_str().context("UTF-8 path")?,
+    ])?;
+    let test_host = if with_test_host {
+        // Release: the host's own code (HTTP, SQLite) is part of what is timed.
+        run_cargo(&["build", "--release", "-p", "spin-test-host"])?;
+        Some(target.join("release/spin-test-host"))
+    } else {
+        None
+    };
+    let artifacts = Artifacts {
+        service_wasm,
+        cargo_wasm: target.join("wasm32-wasip1/release/secure_backend.wasm"),
+        build_command: command,
+        hello_wasm: hello_target.join("wasm32-wasip1/release/hello.wasm"),
+        target_dir: target,
+        test_host,
+    };
+    for file in [&artifacts.service_wasm, &artifacts.hello_wasm]
+        .into_iter()
+        .chain(&artifacts.test_host)
+    {
+        if !file.is_file() {
+            bail!("the build did not produce {}", file.display());
+        }
+    }
+    Ok(artifacts)
+}

@@ -1,0 +1,378 @@
+//! `cargo run --release -p bench [-- --quick] [-- --runtime spin|test-host]`
+//!
+//! Builds the component and the hello-world fixture as `spin build` does,
+//! serves each under `spin up` (or the repository's test host when `spin`
+//! is not on PATH), drives them with `wrk`, measures native bcrypt and
+//! counts store calls and variable reads per route in-process, then prints
+//! one markdown table with the goals of issue 8. See `BENCHMARKS.md`.
+
+mod artifacts;
+mod load;
+mod native;
+mod report;
+mod server;
+
+use anyhow::{bail, ensure, Context as _, Result};
+use load::{Script, Wrk};
+use server::{App, Runtime, Server};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+const USAGE: &str = "usage: cargo run --release -p bench -- [--quick] [--runtime spin|test-host] [--seconds N] [--state-base DIR]
+  --quick            a few seconds per row (for development; rough figures)
+  --runtime R        spin (default when `spin` is on PATH) or test-host (the wasmtime host in tests/host)
+  --seconds N        seconds per throughput row (default 20, quick 3)
+  --state-base DIR   where the servers' state directories (and so the SQLite store) go;
+                     default <target dir>/bench-state (e.g. /dev/shm shows what disk writes cost)";
+
+/// Client limits while benchmarking: the most the service accepts, per second,
+/// so that they never throttle a load that bcrypt bounds far lower.
+const RAISED_LIMITS: [(&str, &str); 4] = [
+    ("login_rate_limit", "1000"),
+    ("login_rate_window_seconds", "1"),
+    ("register_rate_limit", "1000"),
+    ("register_rate_window_seconds", "1"),
+];
+
+pub struct Options {
+    pub quick: bool,
+    pub runtime: Option<Runtime>,
+    pub seconds: Option<u64>,
+    pub state_base: Option<std::path::PathBuf>,
+}
+
+fn parse_args() -> Result<Options> {
+    let mut opts = Options {
+        quick: false,
+        runtime: None,
+        seconds: None,
+        state_base: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => opts.quick = true,
+            "--runtime" => {
+                opts.runtime = Some(match args.next().as_deref() {
+                    Some("spin") => Runtime::Spin,
+                    Some("test-host") => Runtime::TestHost,
+                    other => bail!("--runtime {other:?}: expected spin or test-host\n{USAGE}"),
+                })
+            }
+            "--seconds" => {
+                let n = args.next().and_then(|n| n.parse().ok()).filter(|&n| n > 0);
+                opts.seconds = Some(n.context("--seconds needs a whole number above 0")?);
+            }
+            "--state-base" => {
+                let dir = args.next().context("--state-base needs a directory")?;
+                opts.state_base = Some(std::path::absolute(dir)?);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(opts)
+}
+
+/// How long each part runs.
+pub struct Timing {
+    pub warmup: u64,
+    pub row: u64,
+    pub login_sequential: u64,
+    pub bcrypt_verifies: usize,
+    pub bcrypt_hashes: usize,
+}
+
+fn main() {
+    server::install_signal_handlers();
+    let started = Instant::now();
+    let code = match parse_args().and_then(|opts| run(&opts)) {
+        Ok(()) => {
+            eprintln!("bench: done in {:.0} s", started.elapsed().as_secs_f64());
+            0
+        }
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// `[variables]` defaults of a manifest.
+fn manifest_defaults(manifest: &Path) -> Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(manifest)?;
+    let table: toml::Table = toml::from_str(&text)?;
+    let vars = table
+        .get("variables")
+        .and_then(|v| v.as_table())
+        .context("no [variables] in spin.toml")?;
+    Ok(vars
+        .iter()
+        .filter_map(|(name, v)| {
+            let default = v.get("default")?.as_str()?;
+            Some((name.clone(), default.to_owned()))
+        })
+        .collect())
+}
+
+fn run(opts: &Options) -> Result<()> {
+    let spin = server::spin_version();
+    let runtime = match (opts.runtime, &spin) {
+        (Some(Runtime::Spin), None) => bail!("--runtime spin: no working `spin` on PATH"),
+        (Some(r), _) => r,
+        (None, Some(_)) => Runtime::Spin,
+        (None, None) => {
+            eprintln!(
+                "bench: no `spin` on PATH: serving with the test host instead (not Spin's speed)"
+            );
+            Runtime::TestHost
+        }
+    };
+    let timing = if opts.quick {
+        Timing {
+            warmup: 1,
+            row: opts.seconds.unwrap_or(3),
+            login_sequential: opts.seconds.unwrap_or(3) + 1,
+            bcrypt_verifies: 10,
+            bcrypt_hashes: 3,
+        }
+    } else {
+        Timing {
+            warmup: 3,
+            row: opts.seconds.unwrap_or(20),
+            login_sequential: opts.seconds.map_or(30, |s| s * 3 / 2),
+            bcrypt_verifies: 30,
+            bcrypt_hashes: 10,
+        }
+    };
+    let wrk_version = load::ensure_wrk()?;
+    let built = artifacts::build(runtime == Runtime::TestHost)?;
+    // Serve and measure copies: a build running alongside (tests, another
+    // engineer) may replace the files in the target directory mid-run.
+    let scratch = server::scratch_dir(&built.target_dir.join("bench-state"))?;
+    let state_base = opts
+        .state_base
+        .clone()
+        .unwrap_or_else(|| built.target_dir.join("bench-state"));
+    let service_wasm = scratch.path().join("secure_backend.wasm");
+    let hello_wasm = scratch.path().join("hello.wasm");
+    std::fs::copy(&built.service_wasm, &service_wasm)?;
+    std::fs::copy(&built.hello_wasm, &hello_wasm)?;
+    let cargo_wasm_bytes = std::fs::metadata(&built.cargo_wasm).map_or(0, |m| m.len());
+    let root = artifacts::repo_root();
+    let manifest = root.join("spin.toml");
+    let defaults = manifest_defaults(&manifest)?;
+    let cost: u32 = defaults
+        .get("bcrypt_cost")
+        .context("spin.toml has no bcrypt_cost default")?
+        .parse()?;
+    let runtime_version = match runtime {
+        Runtime::Spin => spin.clone().unwrap_or_default(),
+        Runtime::TestHost => format!(
+            "wasmtime {}, release build",
+            locked_version(&root, "wasmtime").unwrap_or_else(|| "?".into())
+        ),
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    eprintln!(
+        "bench: native bcrypt at cost {cost} ({} hashes now; {} verifies around the sequential login row)",
+        timing.bcrypt_hashes, timing.bcrypt_verifies
+    );
+    // After the builds, so that it shows the load measuring starts under
+    // (a 1-minute average still remembers the builds, though).
+    let load_at_start = report::load_average();
+    let mut bcrypt = native::BcryptTimer::new(cost)?;
+    bcrypt.hash(timing.bcrypt_hashes)?;
+    eprintln!("bench: counting store calls and variable reads per route (in-process)");
+    let routes = native::route_costs(&defaults, 6)?;
+
+    let wrk = Wrk {
+        dir: scratch.path().to_owned(),
+    };
+
+    // The hello component first, then the service's protected route right
+    // after it, so that the two figures of that ratio sit close in time.
+    eprintln!(
+        "bench: serving the hello component under {}",
+        runtime.label()
+    );
+    let hello_vars = vec![("api_token".to_owned(), "bench-api-token".to_owned())];
+    let hello_manifest = artifacts::hello_dir().join("spin.toml");
+    let hello = Server::start(
+        runtime,
+        &App {
+            manifest: &hello_manifest,
+            component: "hello",
+            wasm: &hello_wasm,
+            variables: &hello_vars,
+        },
+        built.test_host.as_deref(),
+        &built.target_dir,
+        &state_base,
+    )?;
+    // `/static` answers a small JSON body and touches neither store nor variables.
+    let hello_url = format!("http://{}/static", hello.addr);
+    let (status, _) = load::request(hello.addr, "GET", "/static", &[], "")?;
+    ensure!(status == 200, "hello /static answered {status}");
+    let get = Script::Get { token: None };
+    step("hello: warm-up");
+    wrk.run(&hello_url, &get, 2, 32, timing.warmup)?;
+    step("hello: -t2 -c32");
+    let hello_load = wrk.run(&hello_url, &get, 2, 32, timing.row)?;
+    hello.stop();
+
+    eprintln!("bench: serving secure-backend under {}", runtime.label());
+    let service_vars: Vec<(String, String)> = RAISED_LIMITS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let service = Server::start(
+        runtime,
+        &App {
+            manifest: &manifest,
+            component: "secure-backend",
+            wasm: &service_wasm,
+            variables: &service_vars,
+        },
+        built.test_host.as_deref(),
+        &built.target_dir,
+        &state_base,
+    )?;
+    let base = format!("http://{}", service.addr);
+    let username = "benchuser";
+    let credentials =
+        serde_json::json!({ "username": username, "password": native::PASSWORD }).to_string();
+    let json = [("Content-Type", "application/json")];
+    let (status, body) =
+        load::request(service.addr, "POST", "/auth/register", &json, &credentials)?;
+    ensure!(
+        status == 201,
+        "register answered {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, body) = load::request(service.addr, "POST", "/auth/login", &json, &credentials)?;
+    ensure!(
+        status == 200,
+        "login answered {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let token = serde_json::from_slice::<serde_json::Value>(&body)?["access_token"]
+        .as_str()
+        .context("login gave no access_token")?
+        .to_owned();
+    let bearer = format!("Bearer {token}");
+    let (status, body) = load::request(
+        service.addr,
+        "GET",
+        "/auth/protected",
+        &[("Authorization", &bearer)],
+        "",
+    )?;
+    ensure!(
+        status == 200,
+        "protected answered {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+
+    let protected_url = format!("{base}/auth/protected");
+    let protected = Script::Get { token: Some(token) };
+    step("protected: warm-up");
+    wrk.run(&protected_url, &protected, 2, 32, timing.warmup)?;
+    step("protected: -t2 -c32");
+    let protected_load = wrk.run(&protected_url, &protected, 2, 32, timing.row)?;
+
+    let login_url = format!("{base}/auth/login");
+    let login = Script::Login {
+        username: username.into(),
+        password: native::PASSWORD.into(),
+    };
+    step("login: warm-up");
+    wrk.run(&login_url, &login, 1, 1, timing.warmup)?;
+    bcrypt.verify(timing.bcrypt_verifies / 2)?;
+    step("login: -t1 -c1 (sequential)");
+    let login_sequential = wrk.run(&login_url, &login, 1, 1, timing.login_sequential)?;
+    bcrypt.verify(timing.bcrypt_verifies - timing.bcrypt_verifies / 2)?;
+    let busy = 2 * cores;
+    step(&format!("login: -c{busy} (every core busy)"));
+    let login_busy = wrk.run(&login_url, &login, cores, busy, timing.row)?;
+
+    let register_url = format!("{base}/auth/register");
+    let register = Script::Register {
+        // Unique per run, so the rows never collide with the set-up user.
+        prefix: format!("r{:x}t", std::process::id() % 0xfffff),
+        password: native::PASSWORD.into(),
+    };
+    step(&format!("register: -c{busy}, a new username per request"));
+    let register_load = wrk.run(&register_url, &register, cores, busy, timing.row)?;
+    service.stop();
+
+    let wasm_bytes = std::fs::metadata(&service_wasm)?.len();
+    let report = report::Report {
+        quick: opts.quick,
+        timing: &timing,
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        machine: report::machine(cores),
+        runtime,
+        runtime_version,
+        wrk_version,
+        raised_limits: &RAISED_LIMITS,
+        bcrypt: &bcrypt.summary(),
+        cores,
+        login_sequential,
+        hello: hello_load,
+        protected: protected_load,
+        login_busy,
+        busy_connections: busy,
+        register: register_load,
+        wasm_bytes,
+        wasm_name: built
+            .service_wasm
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        cargo_wasm_bytes,
+        build_command: built.build_command.clone(),
+        wasm_opt: wasm_opt_version(),
+        routes: &routes,
+        load_average: (load_at_start, report::load_average()),
+        state_base: state_base.display().to_string(),
+    };
+    println!("{}", report.markdown());
+    Ok(())
+}
+
+fn step(what: &str) {
+    eprintln!("bench:   {what}");
+}
+
+/// binaryen's `wasm-opt`, which the build command uses when installed.
+fn wasm_opt_version() -> String {
+    match std::process::Command::new("wasm-opt")
+        .arg("--version")
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            format!("{} on PATH", String::from_utf8_lossy(&out.stdout).trim())
+        }
+        _ => "no wasm-opt on PATH".into(),
+    }
+}
+
+/// The version of `package` in the workspace's Cargo.lock.
+fn locked_version(root: &Path, package: &str) -> Option<String> {
+    let lock: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("Cargo.lock")).ok()?).ok()?;
+    lock.get("package")?
+        .as_array()?
+        .iter()
+        .find(|p| p.get("name").and_then(|n| n.as_str()) == Some(package))?
+        .get("version")?
+        .as_str()
+        .map(str::to_owned)
+}

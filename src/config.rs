@@ -268,7 +268,7 @@ fn secret(vars: &dyn Variables, name: &str, min: usize) -> Result<Option<Secret>
         None => Ok(None),
         Some(v) if v.len() >= min => Ok(Some(Secret(v.into_bytes()))),
         Some(_) => Err(ConfigError(format!(
-            "variable {name} is shorter than {min} bytes; refusing to serve"
+            "variable {name} is shorter than {min} bytes; refusing what needs it"
         ))),
     }
 }

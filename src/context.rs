@@ -7,7 +7,7 @@ use crate::config::{Config, ConfigError, Variables};
 use crate::security::client_ip::client_ip;
 use crate::store::KeyValue;
 use http::HeaderMap;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 /// The outside world, provided by the Spin entry point or by a test.
 #[derive(Clone, Copy)]
@@ -34,6 +34,8 @@ pub struct Ctx<'a> {
     pub meta: RequestMeta,
     headers: &'a HeaderMap,
     client_ip: OnceCell<Result<String, ConfigError>>,
+    /// Whether this request has logged that `client_ip_header` is broken.
+    ip_error_logged: Cell<bool>,
     sink: &'a dyn AuditSink,
 }
 
@@ -46,6 +48,7 @@ impl<'a> Ctx<'a> {
             meta,
             headers,
             client_ip: OnceCell::new(),
+            ip_error_logged: Cell::new(false),
             sink: services.audit,
         }
     }
@@ -63,15 +66,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The IP an audit line names: as for the rate limits, or Spin's own
-    /// when the proxy header variable is broken (that error is logged too).
-    pub fn audit_ip(&self) -> String {
-        match self.client_ip() {
-            Ok(ip) => ip.to_owned(),
-            Err(_) => client_ip(self.headers, None),
-        }
-    }
-
+    /// Writes one audit line. When `client_ip_header` is broken, the line
+    /// names no client ("unknown"; Spin's address would be the proxy's), and
+    /// the request also logs one `config_error` saying why.
     pub fn audit(
         &self,
         event: Event,
@@ -79,15 +76,35 @@ impl<'a> Ctx<'a> {
         username: Option<&str>,
         reason: Option<&str>,
     ) {
+        let ip = match self.client_ip() {
+            Ok(ip) => ip,
+            Err(e) => {
+                let first = !self.ip_error_logged.replace(true);
+                if first && event != Event::ConfigError {
+                    self.emit_line(
+                        "unknown",
+                        Event::ConfigError,
+                        Outcome::Error,
+                        None,
+                        Some(&e.0),
+                    );
+                }
+                "unknown"
+            }
+        };
+        self.emit_line(ip, event, outcome, username, reason);
+    }
+
+    fn emit_line(
+        &self,
+        ip: &str,
+        event: Event,
+        outcome: Outcome,
+        username: Option<&str>,
+        reason: Option<&str>,
+    ) {
         emit(
-            self.sink,
-            self.clock,
-            &self.meta,
-            &self.audit_ip(),
-            event,
-            outcome,
-            username,
-            reason,
+            self.sink, self.clock, &self.meta, ip, event, outcome, username, reason,
         );
     }
 }

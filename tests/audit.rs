@@ -150,3 +150,27 @@ fn values_are_escaped_so_a_line_cannot_be_forged() {
     assert_eq!(parsed["event"], "login_failure");
     assert_eq!(parsed["username"], "a\"\nb");
 }
+
+/// The audit timestamp formatter agrees with `humantime` from 1970 to 2400,
+/// leap days and century years included.
+#[test]
+fn timestamps_are_rfc3339_utc_with_milliseconds() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let day_ms = 86_400_000u64;
+    let mut ms = 0u64;
+    while ms < 430 * 365 * day_ms {
+        let expected = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms));
+        assert_eq!(
+            audit::rfc3339_millis(ms),
+            expected.to_string(),
+            "at {ms} ms"
+        );
+        // A step that is not a whole day, so every time of day comes round.
+        ms += day_ms - 3_599_999;
+    }
+    assert_eq!(audit::rfc3339_millis(START_MS), "2026-11-27T00:00:00.000Z");
+    assert_eq!(
+        audit::rfc3339_millis(951_782_400_123),
+        "2000-02-29T00:00:00.123Z"
+    );
+}

@@ -7,6 +7,8 @@ use crate::stats;
 use serde_json::{json, Map, Value};
 
 pub fn dashboard(ctx: &Ctx, admin: AdminUser) -> Result<Reply, ApiError> {
+    // Its audit line names the client: refuse before reading on without one.
+    ctx.client_ip()?;
     let counters = stats::read_all(ctx.store)?;
     let stats: Map<String, Value> = counters
         .into_iter()

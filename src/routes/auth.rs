@@ -36,12 +36,20 @@ pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Ap
     // As in login: every setting first, before any store call.
     let (rate, cost) = (ctx.config.register_rate()?, ctx.config.bcrypt_cost()?);
     ctx.client_ip()?;
+    if role == Role::Admin && headers.contains_key(BOOTSTRAP_HEADER) {
+        ctx.config.admin_bootstrap_token()?;
+    }
     let keys = keys::load(ctx)?;
     enforce_rate_limit(ctx, &keys, "register", rate, &username)?;
     if role == Role::Admin {
-        if let Err(e) = authorize_admin_creation(ctx, headers, &keys) {
-            refuse("admin role not authorized");
-            return Err(e);
+        match authorize_admin_creation(ctx, headers, &keys) {
+            Ok(()) => {}
+            // Not a refusal: the router logs these as errors.
+            Err(e @ (ApiError::Internal(_) | ApiError::Config(_))) => return Err(e),
+            Err(e) => {
+                refuse("admin role not authorized");
+                return Err(e);
+            }
         }
     }
 

@@ -11,6 +11,11 @@ use serde_json::json;
 /// A store failure is still logged as an `internal_error` with its detail,
 /// as on every other route: the 503 alone would not tell an operator why.
 pub fn check(ctx: &Ctx) -> Result<Reply, ApiError> {
+    // A readiness probe: a variable that does not parse makes it fail (500,
+    // `config_error`), so a broken configuration is not rolled out to every
+    // replica while each route that reads it refuses. Every variable once
+    // per probe; probes are seconds apart, not load.
+    ctx.config.check_all()?;
     match keys::usable(ctx) {
         Ok(true) => Ok(Reply::ok(json!({ "status": "ok" }))),
         Ok(false) => Err(ApiError::Unavailable),

@@ -416,6 +416,8 @@ fn a_lock_shorter_than_a_login_is_refused(t: Target) {
     );
     let c = server.client();
     assert_error(&c.login("dave", PASSWORD), 500, "internal_error");
+    // The readiness check says so too, so such a rollout stops.
+    assert_error(&c.send(c.get("/health")), 500, "internal_error");
     let refusals: Vec<_> = server
         .audit()
         .into_iter()

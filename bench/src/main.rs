@@ -2,14 +2,19 @@
 //!
 //! Builds the component and the hello-world fixture as `spin build` does,
 //! serves each under `spin up` (or the repository's test host when `spin`
-//! is not on PATH), drives them with `wrk`, measures native bcrypt and
-//! counts store calls and variable reads per route in-process, then prints
-//! one markdown table with the goals of issue 8. See `BENCHMARKS.md`.
+//! is not on PATH), drives them with `wrk` (throughput) and a sequential
+//! client of its own (latency), measures native bcrypt and counts store
+//! calls and variable reads per route in-process, then prints one markdown
+//! table with the goals of issue 8 and, where a goal is missed, what stands
+//! in the way (bcrypt inside the component, one host call). See
+//! `BENCHMARKS.md`.
 
 mod artifacts;
+mod floors;
 mod load;
 mod native;
 mod report;
+mod seq;
 mod server;
 
 use anyhow::{bail, ensure, Context as _, Result};
@@ -78,13 +83,23 @@ fn parse_args() -> Result<Options> {
     Ok(opts)
 }
 
+/// Signs tokens in the instance that measures `/auth/protected` without the
+/// store read of the signing key (at least 32 bytes, as the service requires).
+const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdefghijklmnop";
+
 /// How long each part runs.
 pub struct Timing {
     pub warmup: u64,
     pub row: u64,
+    /// Seconds of interleaved sequential logins (both costs, native verify).
     pub login_sequential: u64,
-    pub bcrypt_verifies: usize,
+    /// Interleaved rounds before those, not counted.
+    pub login_warmup_rounds: usize,
     pub bcrypt_hashes: usize,
+    /// Sequential requests per way in the client check (wrk gets `warmup` seconds).
+    pub client_check_requests: usize,
+    /// Rounds of one request per host call on the hello component.
+    pub host_call_rounds: usize,
 }
 
 fn main() {
@@ -138,16 +153,20 @@ fn run(opts: &Options) -> Result<()> {
             warmup: 1,
             row: opts.seconds.unwrap_or(3),
             login_sequential: opts.seconds.unwrap_or(3) + 1,
-            bcrypt_verifies: 10,
+            login_warmup_rounds: 3,
             bcrypt_hashes: 3,
+            client_check_requests: 100,
+            host_call_rounds: 100,
         }
     } else {
         Timing {
             warmup: 3,
             row: opts.seconds.unwrap_or(20),
             login_sequential: opts.seconds.map_or(30, |s| s * 3 / 2),
-            bcrypt_verifies: 30,
+            login_warmup_rounds: 5,
             bcrypt_hashes: 10,
+            client_check_requests: 200,
+            host_call_rounds: 200,
         }
     };
     let wrk_version = load::ensure_wrk()?;
@@ -181,8 +200,8 @@ fn run(opts: &Options) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     eprintln!(
-        "bench: native bcrypt at cost {cost} ({} hashes now; {} verifies around the sequential login row)",
-        timing.bcrypt_hashes, timing.bcrypt_verifies
+        "bench: native bcrypt at cost {cost} ({} hashes now; verifies interleaved with the sequential logins)",
+        timing.bcrypt_hashes
     );
     // After the builds, so that it shows the load measuring starts under
     // (a 1-minute average still remembers the builds, though).
@@ -195,6 +214,20 @@ fn run(opts: &Options) -> Result<()> {
     let wrk = Wrk {
         dir: scratch.path().to_owned(),
     };
+    let serve = |manifest: &Path, component: &str, wasm: &Path, vars: &[(String, String)]| {
+        Server::start(
+            runtime,
+            &App {
+                manifest,
+                component,
+                wasm,
+                variables: vars,
+            },
+            built.test_host.as_deref(),
+            &built.target_dir,
+            &state_base,
+        )
+    };
 
     // The hello component first, then the service's protected route right
     // after it, so that the two figures of that ratio sit close in time.
@@ -204,18 +237,7 @@ fn run(opts: &Options) -> Result<()> {
     );
     let hello_vars = vec![("api_token".to_owned(), "bench-api-token".to_owned())];
     let hello_manifest = artifacts::hello_dir().join("spin.toml");
-    let hello = Server::start(
-        runtime,
-        &App {
-            manifest: &hello_manifest,
-            component: "hello",
-            wasm: &hello_wasm,
-            variables: &hello_vars,
-        },
-        built.test_host.as_deref(),
-        &built.target_dir,
-        &state_base,
-    )?;
+    let hello = serve(&hello_manifest, "hello", &hello_wasm, &hello_vars)?;
     // `/static` answers a small JSON body and touches neither store nor variables.
     let hello_url = format!("http://{}/static", hello.addr);
     let (status, _) = load::request(hello.addr, "GET", "/static", &[], "")?;
@@ -225,6 +247,13 @@ fn run(opts: &Options) -> Result<()> {
     wrk.run(&hello_url, &get, 2, 32, timing.warmup)?;
     step("hello: -t2 -c32");
     let hello_load = wrk.run(&hello_url, &get, 2, 32, timing.row)?;
+    step("hello: sequential client check (keep-alive, fresh connections, wrk -t1 -c1)");
+    let client_check = floors::client_check(hello.addr, &wrk, &timing)?;
+    step(&format!(
+        "hello: one host call each, {} interleaved sequential rounds",
+        timing.host_call_rounds
+    ));
+    let host_calls = floors::host_calls(hello.addr, timing.host_call_rounds)?;
     hello.stop();
 
     eprintln!("bench: serving secure-backend under {}", runtime.label());
@@ -232,72 +261,58 @@ fn run(opts: &Options) -> Result<()> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let service = Server::start(
-        runtime,
-        &App {
-            manifest: &manifest,
-            component: "secure-backend",
-            wasm: &service_wasm,
-            variables: &service_vars,
-        },
-        built.test_host.as_deref(),
-        &built.target_dir,
-        &state_base,
-    )?;
-    let base = format!("http://{}", service.addr);
+    let service = serve(&manifest, "secure-backend", &service_wasm, &service_vars)?;
+    // A second instance that signs with `jwt_secret`, so that its protected
+    // route skips the store read of the signing key; idle until its row.
+    let mut keyed_vars = service_vars.clone();
+    keyed_vars.push(("jwt_secret".into(), JWT_SECRET.into()));
+    let keyed = serve(&manifest, "secure-backend", &service_wasm, &keyed_vars)?;
     let username = "benchuser";
-    let credentials =
-        serde_json::json!({ "username": username, "password": native::PASSWORD }).to_string();
-    let json = [("Content-Type", "application/json")];
-    let (status, body) =
-        load::request(service.addr, "POST", "/auth/register", &json, &credentials)?;
-    ensure!(
-        status == 201,
-        "register answered {status}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    let (status, body) = load::request(service.addr, "POST", "/auth/login", &json, &credentials)?;
-    ensure!(
-        status == 200,
-        "login answered {status}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    let token = serde_json::from_slice::<serde_json::Value>(&body)?["access_token"]
-        .as_str()
-        .context("login gave no access_token")?
-        .to_owned();
-    let bearer = format!("Bearer {token}");
-    let (status, body) = load::request(
-        service.addr,
-        "GET",
-        "/auth/protected",
-        &[("Authorization", &bearer)],
-        "",
-    )?;
-    ensure!(
-        status == 200,
-        "protected answered {status}: {}",
-        String::from_utf8_lossy(&body)
-    );
+    let token = floors::user_with_token(service.addr, username)?;
+    let keyed_token = floors::user_with_token(keyed.addr, username)?;
 
-    let protected_url = format!("{base}/auth/protected");
+    let protected_url = format!("http://{}/auth/protected", service.addr);
     let protected = Script::Get { token: Some(token) };
     step("protected: warm-up");
     wrk.run(&protected_url, &protected, 2, 32, timing.warmup)?;
     step("protected: -t2 -c32");
     let protected_load = wrk.run(&protected_url, &protected, 2, 32, timing.row)?;
+    let keyed_url = format!("http://{}/auth/protected", keyed.addr);
+    let keyed_script = Script::Get {
+        token: Some(keyed_token),
+    };
+    step("protected with jwt_secret set: warm-up");
+    wrk.run(&keyed_url, &keyed_script, 2, 32, timing.warmup)?;
+    step("protected with jwt_secret set: -t2 -c32");
+    let keyed_load = wrk.run(&keyed_url, &keyed_script, 2, 32, timing.row)?;
+    keyed.stop();
 
+    // The same service at the lowest bcrypt cost, fresh state (so the user's
+    // hash is at that cost too): what a login costs besides bcrypt.
+    let low = floors::low_cost_variables(&defaults, cost)?;
+    let mut low_vars = service_vars.clone();
+    low_vars.extend(low.variables.iter().cloned());
+    step(&format!(
+        "a second instance at bcrypt_cost={}",
+        floors::LOW_COST
+    ));
+    let cheap = serve(&manifest, "secure-backend", &service_wasm, &low_vars)?;
+    floors::user_with_token(cheap.addr, username)?;
+    step(&format!(
+        "login: sequential, interleaved: native verify, cost {cost}, cost {} ({} s)",
+        floors::LOW_COST,
+        timing.login_sequential
+    ));
+    let logins =
+        floors::interleaved_logins(service.addr, cheap.addr, username, &mut bcrypt, &timing)?;
+    cheap.stop();
+
+    let base = format!("http://{}", service.addr);
     let login_url = format!("{base}/auth/login");
     let login = Script::Login {
         username: username.into(),
         password: native::PASSWORD.into(),
     };
-    step("login: warm-up");
-    wrk.run(&login_url, &login, 1, 1, timing.warmup)?;
-    bcrypt.verify(timing.bcrypt_verifies / 2)?;
-    step("login: -t1 -c1 (sequential)");
-    let login_sequential = wrk.run(&login_url, &login, 1, 1, timing.login_sequential)?;
-    bcrypt.verify(timing.bcrypt_verifies - timing.bcrypt_verifies / 2)?;
     let busy = 2 * cores;
     step(&format!("login: -c{busy} (every core busy)"));
     let login_busy = wrk.run(&login_url, &login, cores, busy, timing.row)?;
@@ -324,9 +339,13 @@ fn run(opts: &Options) -> Result<()> {
         raised_limits: &RAISED_LIMITS,
         bcrypt: &bcrypt.summary(),
         cores,
-        login_sequential,
+        logins: &logins,
+        low_lockout: low.note.clone(),
+        client_check: &client_check,
+        host_calls: &host_calls,
         hello: hello_load,
         protected: protected_load,
+        protected_keyed: keyed_load,
         login_busy,
         busy_connections: busy,
         register: register_load,

@@ -30,9 +30,8 @@ pub struct Bcrypt {
     pub hashes: usize,
 }
 
-/// Times native bcrypt in batches, so that samples can be taken right
-/// before and right after the service's own login row (the machine's load
-/// then weighs on both alike).
+/// Times native bcrypt in batches, so that samples can be taken between
+/// the service's own logins (the machine's load then weighs on both alike).
 pub struct BcryptTimer {
     cost: u32,
     stored: String,

@@ -1,5 +1,6 @@
 //! The one table the benchmark prints (markdown), with the goals of issue 8.
 
+use crate::floors::{ClientCheck, HostCalls, Logins, LOW_COST};
 use crate::load::Load;
 use crate::native::{Bcrypt, RouteCost, StoreOps};
 use crate::server::Runtime;
@@ -22,9 +23,16 @@ pub struct Report<'a> {
     pub raised_limits: &'a [(&'a str, &'a str)],
     pub bcrypt: &'a Bcrypt,
     pub cores: usize,
-    pub login_sequential: Load,
+    /// Sequential logins at the service's cost and at the lowest.
+    pub logins: &'a Logins,
+    /// How the low-cost instance's lockout duration was chosen.
+    pub low_lockout: String,
+    pub client_check: &'a ClientCheck,
+    pub host_calls: &'a HostCalls,
     pub hello: Load,
     pub protected: Load,
+    /// `/auth/protected` on an instance with `jwt_secret` set.
+    pub protected_keyed: Load,
     pub login_busy: Load,
     pub busy_connections: usize,
     pub register: Load,
@@ -220,15 +228,32 @@ impl Report<'_> {
         );
         row(["load generator", &generator, "", "", "", ""]);
 
+        let check = self.client_check;
+        row([
+            "sequential latency: this benchmark's client",
+            &format!(
+                "one keep-alive HTTP/1.1 connection, `TCP_NODELAY`, quick ACKs re-armed before each read; hello `GET {}` (one store read): p50 {:.2} ms (p99 {:.2} ms, {} requests)",
+                check.path, check.keep_alive.p50_ms, check.keep_alive.p99_ms, check.keep_alive.samples
+            ),
+            &format!(
+                "same route, a fresh connection per request (as curl): p50 {:.2} ms (TCP handshake included); `wrk -t1 -c1`: p50 {:.2} ms ({} requests; the server's Nagle waits on wrk's delayed ACKs)",
+                check.fresh.p50_ms, check.wrk.p50_ms, check.wrk.requests
+            ),
+            "",
+            "",
+            "",
+        ]);
+
         let b = self.bcrypt;
         let verify_ms = ms(b.verify);
-        let login = &self.login_sequential;
+        let logins = self.logins;
+        let login = &logins.high;
         let login_ratio = login.p50_ms / verify_ms;
         row([
-            "login p50, sequential (`-t1 -c1`)",
-            &format!("{:.1} ms{}", login.p50_ms, errors(login)),
+            "login p50, sequential (this client)",
+            &format!("{:.1} ms", login.p50_ms),
             &format!(
-                "one native bcrypt verify at cost {} (the service's default): {:.1} ms (median of {})",
+                "one native bcrypt verify at cost {} (the service's default): {:.1} ms (median of {}, interleaved with the logins)",
                 b.cost, verify_ms, b.verifies
             ),
             &format!("{login_ratio:.2}"),
@@ -238,13 +263,115 @@ impl Report<'_> {
         row([
             "login p99, sequential",
             &format!(
-                "{:.1} ms ({} logins, {} ok/s)",
-                login.p99_ms,
-                login.requests,
-                rate(login.ok_per_sec())
+                "{:.1} ms ({} logins, in rounds of: one native verify, one login at cost {}, one at cost {LOW_COST})",
+                login.p99_ms, login.samples, logins.cost
             ),
             "",
             &format!("{:.2}", login.p99_ms / verify_ms),
+            "",
+            "",
+        ]);
+        let low = &logins.low;
+        row([
+            &format!("login p50, sequential, a second instance at bcrypt_cost={LOW_COST}"),
+            &format!(
+                "{:.2} ms (p99 {:.2} ms, {} logins)",
+                low.p50_ms, low.p99_ms, low.samples
+            ),
+            &format!(
+                "same manifest and variables but bcrypt_cost={LOW_COST} and {}; its own fresh store, its user registered at cost {LOW_COST}",
+                self.low_lockout
+            ),
+            "",
+            "",
+            "",
+        ]);
+        // p50(c) = rest + B(c), and B(4) = B(c) / 2^(c-4): the difference
+        // of the two p50s is B(c) × (1 − 2^(4-c)).
+        let share = 2f64.powi(LOW_COST as i32 - logins.cost as i32);
+        let in_wasm = (login.p50_ms - low.p50_ms) / (1.0 - share);
+        let in_wasm_ratio = in_wasm / verify_ms;
+        let denominator = 1u64 << (logins.cost - LOW_COST);
+        row([
+            &format!(
+                "bcrypt inside the component at cost {} ≈ (p50 at cost {} − p50 at cost {LOW_COST}) × {denominator}/{}",
+                logins.cost,
+                logins.cost,
+                denominator - 1
+            ),
+            &format!(
+                "({:.1} − {:.2}) × {denominator}/{} = {in_wasm:.1} ms",
+                login.p50_ms,
+                low.p50_ms,
+                denominator - 1
+            ),
+            &format!(
+                "native verify: {verify_ms:.1} ms. A login's p50 at cost c is the rest plus B(c), and B({LOW_COST}) = B({}) / {denominator}: the difference is B({}) × {}/{denominator}",
+                logins.cost,
+                logins.cost,
+                denominator - 1
+            ),
+            &format!("{in_wasm_ratio:.2}"),
+            &format!("the login goal: ≤ {LOGIN_GOAL:.2}"),
+            if in_wasm_ratio > LOGIN_GOAL {
+                "**bcrypt alone misses it**"
+            } else {
+                "bcrypt alone within it"
+            },
+        ]);
+        let rest = low.p50_ms - in_wasm * share;
+        let room = LOGIN_GOAL * verify_ms - in_wasm;
+        let mut predicted = String::new();
+        if let Some(route) = self
+            .routes
+            .iter()
+            .find(|r| r.route == "POST /auth/login" && r.request == "success")
+        {
+            let extra = |call: &str| {
+                self.host_calls
+                    .calls
+                    .iter()
+                    .find(|c| c.call == call)
+                    .map_or(0.0, |c| c.latency.p50_ms - self.host_calls.baseline.p50_ms)
+            };
+            let o = route.store.1;
+            let vars = route.variable_reads.1;
+            let parts = [
+                (o.get, "store `get`", "get"),
+                (o.set, "store `set`", "set"),
+                (o.delete, "store `delete`", "delete"),
+                (o.increment, "store `increment`", "increment"),
+                (vars, "variable read", "variable reads"),
+            ];
+            let sum: f64 = parts
+                .iter()
+                .map(|(n, call, _)| *n as f64 * extra(call))
+                .sum();
+            let terms: Vec<String> = parts
+                .iter()
+                .filter(|(n, _, _)| *n > 0)
+                .map(|(n, _, name)| format!("{n} {name}"))
+                .collect();
+            predicted = format!(
+                "; hello's `/static` plus a successful login's host calls ({}) at the prices below (each with its own store open, so an upper bound): {:.2} + {sum:.2} = {:.2} ms",
+                terms.join(", "),
+                self.host_calls.baseline.p50_ms,
+                self.host_calls.baseline.p50_ms + sum
+            );
+        }
+        row([
+            &format!(
+                "the rest of a login ≈ p50 at cost {LOW_COST} − bcrypt at cost {LOW_COST} (the above ÷ {denominator})"
+            ),
+            &format!(
+                "{:.2} − {:.2} = {rest:.2} ms",
+                low.p50_ms,
+                in_wasm * share
+            ),
+            &format!(
+                "what the login goal leaves for it: {LOGIN_GOAL:.2} × {verify_ms:.1} − {in_wasm:.1} = {room:.1} ms{predicted}"
+            ),
+            "",
             "",
             "",
         ]);
@@ -259,6 +386,19 @@ impl Report<'_> {
             &format!("{protected_ratio:.2}"),
             &format!("≥ {PROTECTED_GOAL:.2}"),
             verdict(protected_ratio >= PROTECTED_GOAL),
+        ]);
+        let keyed_ratio = self.protected_keyed.ok_per_sec() / self.hello.ok_per_sec();
+        row([
+            "`GET /auth/protected`, a second instance with `jwt_secret` set (`-t2 -c32`): 1 variable read + 1 store `get` instead of 1 + 2",
+            &throughput(&self.protected_keyed),
+            &format!(
+                "hello, as above; the default instance, which also reads the signing key from the store (the row above): {} req/s, {:+.0}% against this one",
+                rate(self.protected.ok_per_sec()),
+                (self.protected.ok_per_sec() / self.protected_keyed.ok_per_sec() - 1.0) * 100.0
+            ),
+            &format!("{keyed_ratio:.2}"),
+            "",
+            "",
         ]);
         let c = self.busy_connections;
         let verify_floor = self.cores as f64 / b.verify.as_secs_f64();
@@ -306,6 +446,44 @@ impl Report<'_> {
             &format!("≤ {WASM_GOAL_KIB} KiB"),
             verdict(self.wasm_bytes <= WASM_GOAL_KIB * 1024),
         ]);
+        let calls = self.host_calls;
+        row([
+            "hello `GET /static`, sequential p50 (no host call)",
+            &format!(
+                "{:.2} ms (p99 {:.2} ms)",
+                calls.baseline.p50_ms, calls.baseline.p99_ms
+            ),
+            &format!(
+                "this client, {} rounds of one request of each kind below, interleaved",
+                calls.rounds
+            ),
+            "",
+            "",
+            "",
+        ]);
+        for c in &calls.calls {
+            row([
+                &format!("one host call under this runtime: {}", c.call),
+                &format!(
+                    "{:+.2} ms over `/static` (p50 {:.2} ms, p99 {:.2} ms)",
+                    c.latency.p50_ms - calls.baseline.p50_ms,
+                    c.latency.p50_ms,
+                    c.latency.p99_ms
+                ),
+                &format!(
+                    "hello `{}`: {}",
+                    c.request,
+                    if c.call.starts_with("store") {
+                        "opens the store, makes that one call, answers"
+                    } else {
+                        "reads one Spin variable, answers"
+                    }
+                ),
+                "",
+                "",
+                "",
+            ]);
+        }
         for r in self.routes {
             let what = if r.request.is_empty() {
                 format!("`{}` → {}", r.route, r.status)

@@ -9,6 +9,7 @@ use secure_backend::clock::Clock;
 use secure_backend::domain::{Role, User, Username};
 use secure_backend::store::{KeyValue, MemoryStore};
 use serde_json::json;
+use std::collections::HashSet;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test-key";
 
@@ -199,8 +200,12 @@ fn issuer_audience_and_expiry_are_required() {
             c.audiences = Some(Audiences::AsString("other-service".into()))
         }),
         forge(&app, |c| c.audiences = None),
+        forge(&app, |c| {
+            c.audiences = Some(Audiences::AsSet(HashSet::from(["other-service".into()])))
+        }),
         forge(&app, |c| c.expires_at = None),
         forge(&app, |c| c.issued_at = None),
+        forge(&app, |c| c.invalid_before = None),
         forge(&app, |c| c.custom.typ = "refresh".into()),
         forge(&app, |c| c.subject = None),
         forge(&app, |c| c.subject = Some("../etc".into())),
@@ -274,12 +279,47 @@ fn the_stored_role_decides_not_the_token() {
     assert_error(&app.get("/admin/dashboard", Some(&token)), 403, "forbidden");
 }
 
+/// An audience list that names this service is as good as the one name.
+#[test]
+fn an_audience_set_naming_this_service_is_accepted() {
+    let app = app_with_known_key();
+    app.register("alice", PASSWORD);
+    let token = forge(&app, |c| {
+        c.audiences = Some(Audiences::AsSet(HashSet::from([
+            "other-service".into(),
+            "secure-backend".into(),
+        ])))
+    });
+    assert_eq!(app.get("/auth/protected", Some(&token)).status, 200);
+}
+
+/// A token is checked before any store read: a forged one costs none.
+#[test]
+fn a_forged_token_costs_no_store_read_beyond_the_key() {
+    let app = TestApp::new();
+    let forged = format!("{}x", app.user_token("alice"));
+    let calls = app.store_calls(|| {
+        assert_error(
+            &app.get("/auth/protected", Some(&forged)),
+            401,
+            "invalid_token",
+        );
+    });
+    assert_eq!(calls, 1, "only the signing key is read");
+    // Its audit line names the user the token claims, unverified.
+    let line = app.events_named("token_rejected").pop().unwrap();
+    assert_eq!(line["username"], "alice");
+}
+
 #[test]
 fn tokens_issued_before_tokens_valid_after_are_refused() {
     let app = TestApp::new();
     let token = app.user_token("alice");
-    let later = app.clock.now_secs() + 1;
-    app.edit_user("alice", |u| u.tokens_valid_after = later);
+    // Issued at the very second: still valid.
+    let now = app.clock.now_secs();
+    app.edit_user("alice", |u| u.tokens_valid_after = now);
+    assert_eq!(app.get("/auth/protected", Some(&token)).status, 200);
+    app.edit_user("alice", |u| u.tokens_valid_after = now + 1);
     assert_error(
         &app.get("/auth/protected", Some(&token)),
         401,

@@ -76,7 +76,6 @@ fn authenticate(ctx: &Ctx, headers: &HeaderMap, keys: Option<&Keys>) -> Result<A
         );
         ApiError::InvalidToken
     };
-    let hint = tokens::unverified_subject(token).ok_or_else(|| reject(None, "malformed token"))?;
     let loaded;
     let keys = match keys {
         Some(keys) => keys,
@@ -85,21 +84,30 @@ fn authenticate(ctx: &Ctx, headers: &HeaderMap, keys: Option<&Keys>) -> Result<A
             &loaded
         }
     };
-    let user = User::from_record(ctx.store.get(&User::key(&hint))?)?;
-    let valid_after = user.as_ref().map_or(0, |u| u.tokens_valid_after);
-    let verified = tokens::verify(keys, token, ctx.clock.now_ms(), valid_after)
-        .map_err(|reason| reject(Some(hint.as_str()), reason))?;
+    // Verify first: a forged token costs no store read. Its audit line names
+    // the user it claims to be, unverified.
+    let verified = tokens::verify(keys, token, ctx.clock.now_ms()).map_err(|reason| {
+        match tokens::unverified_subject(token) {
+            Some(claimed) => reject(Some(claimed.as_str()), reason),
+            None => reject(None, "malformed token"),
+        }
+    })?;
     let subject = verified.subject;
+    let user = User::from_record(ctx.store.get(&User::key(&subject))?)?;
     match user {
         // The same account, not merely the same name (see `tokens`).
-        Some(user) if subject == hint && verified.account_id == user.account_id => Ok(AuthUser {
+        Some(user) if verified.account_id != user.account_id => {
+            Err(reject(Some(subject.as_str()), "issued to another account"))
+        }
+        Some(user) if verified.issued_at < user.tokens_valid_after => Err(reject(
+            Some(subject.as_str()),
+            "issued before the account's tokens_valid_after",
+        )),
+        Some(user) => Ok(AuthUser {
             username: subject,
             role: user.role,
         }),
-        Some(_) if subject == hint => {
-            Err(reject(Some(subject.as_str()), "issued to another account"))
-        }
-        _ => Err(reject(Some(subject.as_str()), "user no longer exists")),
+        None => Err(reject(Some(subject.as_str()), "user no longer exists")),
     }
 }
 

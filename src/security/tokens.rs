@@ -15,7 +15,6 @@ use anyhow::Result;
 use ct_codecs::{Base64UrlSafeNoPadding, Decoder};
 use jwt_simple::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 
 pub const ISSUER: &str = "secure-backend";
 pub const AUDIENCE: &str = "secure-backend";
@@ -40,6 +39,8 @@ pub struct Verified {
     pub subject: Username,
     /// Must equal the stored `User::account_id` (both `None` for old accounts).
     pub account_id: Option<String>,
+    /// `iat`, Unix seconds.
+    pub issued_at: u64,
 }
 
 pub fn issue(
@@ -68,9 +69,8 @@ pub fn issue(
     keys.jwt.authenticate(claims)
 }
 
-/// The `sub` of a token, read *without* verifying it, only so that the user
-/// record can be fetched in the same store call as the signing key. Nothing
-/// is trusted until [`verify`] has checked the signature.
+/// The `sub` of a token, read *without* verifying it: only to name the
+/// claimed user in the audit line of a token that failed verification.
 pub fn unverified_subject(token: &str) -> Option<Username> {
     #[derive(Deserialize)]
     struct Sub {
@@ -88,19 +88,15 @@ pub fn unverified_subject(token: &str) -> Option<Username> {
 /// Why a token was refused; goes to the audit log, never to the client.
 pub type Rejection = &'static str;
 
-/// Verifies a token at `now_ms`; `valid_after` (Unix seconds) refuses tokens
-/// issued earlier. The caller still has to match the account id.
-pub fn verify(
-    keys: &Keys,
-    token: &str,
-    now_ms: u64,
-    valid_after: u64,
-) -> Result<Verified, Rejection> {
+/// Verifies a token at `now_ms`. The caller still has to match the
+/// account id, and refuse tokens issued before the account's
+/// `tokens_valid_after` ([`Verified::issued_at`]).
+pub fn verify(keys: &Keys, token: &str, now_ms: u64) -> Result<Verified, Rejection> {
+    // Issuer and audience are checked below rather than through jwt-simple's
+    // options, which take `HashSet`s: their hasher seeds itself from a host
+    // call in every fresh instance, that is on every request.
     let options = VerificationOptions {
-        allowed_issuers: Some(HashSet::from([ISSUER.to_owned()])),
-        allowed_audiences: Some(HashSet::from([AUDIENCE.to_owned()])),
         time_tolerance: Some(Duration::from_secs(CLOCK_TOLERANCE_SECS)),
-        reject_before: (valid_after > 0).then(|| Duration::from_secs(valid_after)),
         max_token_length: Some(MAX_TOKEN_LENGTH),
         artificial_time: Some(Duration::from_millis(now_ms)),
         ..Default::default()
@@ -108,12 +104,24 @@ pub fn verify(
     let claims = keys
         .jwt
         .verify_token::<AccessClaims>(token, Some(options))
-        .map_err(|_| "signature, algorithm, issuer, audience or time check failed")?;
-    // jwt-simple accepts tokens without these; we never issue such tokens.
-    if claims.expires_at.is_none() || claims.issued_at.is_none() || claims.invalid_before.is_none()
-    {
-        return Err("missing exp, iat or nbf");
+        .map_err(|_| "signature, algorithm or time check failed")?;
+    if claims.issuer.as_deref() != Some(ISSUER) {
+        return Err("wrong issuer");
     }
+    let audience_ok = match &claims.audiences {
+        Some(Audiences::AsString(audience)) => audience == AUDIENCE,
+        Some(Audiences::AsSet(audiences)) => audiences.contains(AUDIENCE),
+        None => false,
+    };
+    if !audience_ok {
+        return Err("wrong audience");
+    }
+    // jwt-simple accepts tokens without these; we never issue such tokens.
+    let (Some(issued_at), Some(_), Some(_)) =
+        (claims.issued_at, claims.expires_at, claims.invalid_before)
+    else {
+        return Err("missing exp, iat or nbf");
+    };
     if claims.custom.typ != ACCESS {
         return Err("not an access token");
     }
@@ -121,5 +129,6 @@ pub fn verify(
     Ok(Verified {
         subject: Username::parse(&subject).map_err(|_| "malformed sub")?,
         account_id: claims.custom.aid,
+        issued_at: issued_at.as_secs(),
     })
 }

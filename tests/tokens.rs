@@ -309,6 +309,16 @@ fn a_forged_token_costs_no_store_read_beyond_the_key() {
     // Its audit line names the user the token claims, unverified.
     let line = app.events_named("token_rejected").pop().unwrap();
     assert_eq!(line["username"], "alice");
+    // Garbage costs nothing at all: no key is read, or created on a fresh store.
+    let fresh = TestApp::new();
+    let calls = fresh.store_calls(|| {
+        assert_error(
+            &fresh.get("/auth/protected", Some("garbage")),
+            401,
+            "invalid_token",
+        );
+    });
+    assert_eq!(calls, 0);
 }
 
 #[test]

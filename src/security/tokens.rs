@@ -69,8 +69,9 @@ pub fn issue(
     keys.jwt.authenticate(claims)
 }
 
-/// The `sub` of a token, read *without* verifying it: only to name the
-/// claimed user in the audit line of a token that failed verification.
+/// The `sub` of a token, read *without* verifying it: a value without one
+/// is refused before the signing key is read, and the name only ever goes
+/// into the audit line of a token that fails verification.
 pub fn unverified_subject(token: &str) -> Option<Username> {
     #[derive(Deserialize)]
     struct Sub {

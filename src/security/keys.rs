@@ -24,6 +24,7 @@ use crate::security::random_bytes;
 use crate::store::KeyValue;
 use anyhow::anyhow;
 use jwt_simple::prelude::HS256Key;
+use std::cell::OnceCell;
 
 pub const KEY_BYTES: usize = 32;
 /// At most this many keys (and claims) are ever stored, however many
@@ -39,14 +40,18 @@ pub const SLOTS: u32 = 1 << 16;
 
 pub struct Keys {
     pub jwt: HS256Key,
-    slot_key: [u8; 32],
+    secret: Vec<u8>,
+    /// Derived on first use: `/auth/protected`, the hottest route, never
+    /// hashes a slot.
+    slot_key: OnceCell<[u8; 32]>,
 }
 
 impl Keys {
     fn from_secret(secret: &[u8]) -> Self {
         Self {
             jwt: HS256Key::from_bytes(secret),
-            slot_key: hmac_sha256::HMAC::mac(b"secure-backend/slot-key/v1", secret),
+            secret: secret.to_vec(),
+            slot_key: OnceCell::new(),
         }
     }
 
@@ -58,7 +63,10 @@ impl Keys {
         input.extend_from_slice(scope.as_bytes());
         input.push(0);
         input.extend_from_slice(value.as_bytes());
-        let mac = hmac_sha256::HMAC::mac(input, self.slot_key);
+        let slot_key = self
+            .slot_key
+            .get_or_init(|| hmac_sha256::HMAC::mac(b"secure-backend/slot-key/v1", &self.secret));
+        let mac = hmac_sha256::HMAC::mac(input, slot_key);
         let n = u32::from_be_bytes([mac[0], mac[1], mac[2], mac[3]]) % SLOTS;
         format!("{n:04x}")
     }

@@ -103,30 +103,14 @@ impl<'a> Ctx<'a> {
         username: Option<&str>,
         reason: Option<&str>,
     ) {
-        emit(
-            self.sink, self.clock, &self.meta, ip, event, outcome, username, reason,
-        );
+        self.sink.write_line(&audit::line(
+            self.clock.now_ms(),
+            &self.meta,
+            ip,
+            event,
+            outcome,
+            username,
+            reason,
+        ));
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub fn emit(
-    sink: &dyn AuditSink,
-    clock: &dyn Clock,
-    meta: &RequestMeta,
-    client_ip: &str,
-    event: Event,
-    outcome: Outcome,
-    username: Option<&str>,
-    reason: Option<&str>,
-) {
-    sink.write_line(&audit::line(
-        clock.now_ms(),
-        meta,
-        client_ip,
-        event,
-        outcome,
-        username,
-        reason,
-    ));
 }

@@ -18,6 +18,16 @@ pub enum Event {
     TokenRejected,
     AccessDenied,
     AdminAccess,
+    TokenRefreshed,
+    RefreshRejected,
+    RefreshTokenReuse,
+    Logout,
+    PasswordChanged,
+    PasswordChangeFailure,
+    UserUnlocked,
+    RoleChanged,
+    UserDeleted,
+    SessionsRevoked,
     ConfigError,
     InternalError,
 }
@@ -34,6 +44,16 @@ impl Event {
             Event::TokenRejected => "token_rejected",
             Event::AccessDenied => "access_denied",
             Event::AdminAccess => "admin_access",
+            Event::TokenRefreshed => "token_refreshed",
+            Event::RefreshRejected => "refresh_rejected",
+            Event::RefreshTokenReuse => "refresh_token_reuse",
+            Event::Logout => "logout",
+            Event::PasswordChanged => "password_changed",
+            Event::PasswordChangeFailure => "password_change_failure",
+            Event::UserUnlocked => "user_unlocked",
+            Event::RoleChanged => "role_changed",
+            Event::UserDeleted => "user_deleted",
+            Event::SessionsRevoked => "sessions_revoked",
             Event::ConfigError => "config_error",
             Event::InternalError => "internal_error",
         }
@@ -115,6 +135,14 @@ pub fn rfc3339_millis(ms: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
 }
 
+/// Who an event is about: the user acting, and for admin actions the user
+/// acted on.
+#[derive(Clone, Copy, Default)]
+pub struct Subjects<'a> {
+    pub username: Option<&'a str>,
+    pub target: Option<&'a str>,
+}
+
 /// Formats one audit line.
 pub fn line(
     now_ms: u64,
@@ -122,7 +150,7 @@ pub fn line(
     client_ip: &str,
     event: Event,
     outcome: Outcome,
-    username: Option<&str>,
+    subjects: Subjects,
     reason: Option<&str>,
 ) -> String {
     let mut record = serde_json::json!({
@@ -135,8 +163,11 @@ pub fn line(
         "path": meta.path,
     });
     if let Some(map) = record.as_object_mut() {
-        if let Some(u) = username {
+        if let Some(u) = subjects.username {
             map.insert("username".into(), u.into());
+        }
+        if let Some(t) = subjects.target {
+            map.insert("target".into(), t.into());
         }
         if let Some(r) = reason {
             map.insert("reason".into(), r.into());

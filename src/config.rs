@@ -43,6 +43,15 @@ pub struct RatePolicy {
     pub window_secs: u64,
 }
 
+/// Lifetimes of a session (a family of rotated refresh tokens).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// How long one refresh token lives.
+    pub refresh_secs: u64,
+    /// How long a session lives from its login, however often it is refreshed.
+    pub session_secs: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockoutPolicy {
     pub threshold: u32,
@@ -62,11 +71,13 @@ impl fmt::Display for ConfigError {
 /// Every variable the service reads. Each must be declared in `spin.toml`
 /// and mapped into the component, or Spin answers "undefined" and the
 /// default would silently apply (a test checks the manifest).
-pub const VARIABLES: [&str; 11] = [
+pub const VARIABLES: [&str; 13] = [
     "jwt_secret",
     "admin_bootstrap_token",
     "bcrypt_cost",
     "token_ttl_seconds",
+    "refresh_token_ttl_seconds",
+    "session_ttl_seconds",
     "login_rate_limit",
     "login_rate_window_seconds",
     "register_rate_limit",
@@ -109,6 +120,7 @@ pub struct Config<'v> {
     vars: &'v dyn Variables,
     bcrypt_cost: Setting<u32>,
     token_ttl_secs: Setting<u64>,
+    sessions: Setting<SessionPolicy>,
     login_rate: Setting<RatePolicy>,
     register_rate: Setting<RatePolicy>,
     lockout: Setting<LockoutPolicy>,
@@ -123,6 +135,7 @@ impl<'v> Config<'v> {
             vars,
             bcrypt_cost: OnceCell::new(),
             token_ttl_secs: OnceCell::new(),
+            sessions: OnceCell::new(),
             login_rate: OnceCell::new(),
             register_rate: OnceCell::new(),
             lockout: OnceCell::new(),
@@ -137,6 +150,7 @@ impl<'v> Config<'v> {
     pub fn check_all(&self) -> Result<(), ConfigError> {
         self.bcrypt_cost()?;
         self.token_ttl_secs()?;
+        self.sessions()?;
         self.login_rate()?;
         self.register_rate()?;
         self.lockout()?;
@@ -155,6 +169,21 @@ impl<'v> Config<'v> {
     pub fn token_ttl_secs(&self) -> Result<u64, ConfigError> {
         get(&self.token_ttl_secs, || {
             number(self.vars, "token_ttl_seconds", 900, 60, 86_400)
+        })
+    }
+
+    pub fn sessions(&self) -> Result<SessionPolicy, ConfigError> {
+        get(&self.sessions, || {
+            Ok(SessionPolicy {
+                refresh_secs: number(
+                    self.vars,
+                    "refresh_token_ttl_seconds",
+                    604_800,
+                    60,
+                    31_536_000,
+                )?,
+                session_secs: number(self.vars, "session_ttl_seconds", 2_592_000, 60, 31_536_000)?,
+            })
         })
     }
 
@@ -309,6 +338,13 @@ mod tests {
         let c = Config::new(&vars);
         assert_eq!(c.bcrypt_cost().unwrap(), 10);
         assert_eq!(c.token_ttl_secs().unwrap(), 900);
+        assert_eq!(
+            c.sessions().unwrap(),
+            SessionPolicy {
+                refresh_secs: 7 * 86_400,
+                session_secs: 30 * 86_400
+            }
+        );
         assert_eq!(
             c.login_rate().unwrap(),
             RatePolicy {

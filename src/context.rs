@@ -1,7 +1,7 @@
 //! What a handler works with: the outside world (store, clock, audit sink,
 //! variables) and the facts of the request being served.
 
-use crate::audit::{self, AuditSink, Event, Outcome};
+use crate::audit::{self, AuditSink, Event, Outcome, Subjects};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Variables};
 use crate::security::client_ip::client_ip;
@@ -76,6 +76,29 @@ impl<'a> Ctx<'a> {
         username: Option<&str>,
         reason: Option<&str>,
     ) {
+        let subjects = Subjects {
+            username,
+            target: None,
+        };
+        self.audit_subjects(event, outcome, subjects, reason);
+    }
+
+    /// An admin's action on another user: the line names both.
+    pub fn audit_admin(&self, event: Event, outcome: Outcome, admin: &str, target: &str) {
+        let subjects = Subjects {
+            username: Some(admin),
+            target: Some(target),
+        };
+        self.audit_subjects(event, outcome, subjects, None);
+    }
+
+    fn audit_subjects(
+        &self,
+        event: Event,
+        outcome: Outcome,
+        subjects: Subjects,
+        reason: Option<&str>,
+    ) {
         let ip = match self.client_ip() {
             Ok(ip) => ip,
             Err(e) => {
@@ -85,14 +108,14 @@ impl<'a> Ctx<'a> {
                         "unknown",
                         Event::ConfigError,
                         Outcome::Error,
-                        None,
+                        Subjects::default(),
                         Some(&e.0),
                     );
                 }
                 "unknown"
             }
         };
-        self.emit_line(ip, event, outcome, username, reason);
+        self.emit_line(ip, event, outcome, subjects, reason);
     }
 
     fn emit_line(
@@ -100,7 +123,7 @@ impl<'a> Ctx<'a> {
         ip: &str,
         event: Event,
         outcome: Outcome,
-        username: Option<&str>,
+        subjects: Subjects,
         reason: Option<&str>,
     ) {
         self.sink.write_line(&audit::line(
@@ -109,7 +132,7 @@ impl<'a> Ctx<'a> {
             ip,
             event,
             outcome,
-            username,
+            subjects,
             reason,
         ));
     }

@@ -26,6 +26,12 @@ pub enum ApiError {
         allow: Vec<Method>,
     },
     Unavailable,
+    /// Another request is changing the same account; retry shortly.
+    Busy,
+    /// The change would leave no admin.
+    LastAdmin,
+    /// The user named in an admin route does not exist.
+    UserNotFound,
     /// A variable that does not parse: logged as `config_error`, answered as 500.
     Config(String),
     /// Anything unexpected (a store failure, say): logged, answered generically.
@@ -52,14 +58,14 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::UserNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UsernameTaken => StatusCode::CONFLICT,
+            ApiError::UsernameTaken | ApiError::LastAdmin => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::AccountLocked { .. } => StatusCode::LOCKED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Config(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +86,9 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unavailable => "unavailable",
+            ApiError::Busy => "account_busy",
+            ApiError::LastAdmin => "last_admin",
+            ApiError::UserNotFound => "user_not_found",
             ApiError::Config(_) | ApiError::Internal(_) => "internal_error",
         }
     }
@@ -102,6 +111,9 @@ impl ApiError {
             ApiError::NotFound => "No such resource".into(),
             ApiError::MethodNotAllowed { .. } => "Method not allowed for this resource".into(),
             ApiError::Unavailable => "Service temporarily unavailable".into(),
+            ApiError::Busy => "The account is being changed by another request; retry".into(),
+            ApiError::LastAdmin => "The last admin cannot be demoted or deleted".into(),
+            ApiError::UserNotFound => "No such user".into(),
             ApiError::Config(_) | ApiError::Internal(_) => "An internal error occurred".into(),
         }
     }
@@ -112,6 +124,7 @@ impl ApiError {
             ApiError::RateLimited { retry_after } | ApiError::AccountLocked { retry_after } => {
                 vec![(header::RETRY_AFTER, HeaderValue::from(*retry_after))]
             }
+            ApiError::Busy => vec![(header::RETRY_AFTER, HeaderValue::from(1))],
             // RFC 6750 §3: a 401 for a protected resource carries the Bearer challenge.
             ApiError::MissingToken => vec![(
                 header::WWW_AUTHENTICATE,

@@ -18,6 +18,7 @@ pub mod routes;
 pub mod security;
 pub mod stats;
 pub mod store;
+pub mod user_index;
 
 #[cfg(target_arch = "wasm32")]
 mod component {

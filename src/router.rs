@@ -4,61 +4,107 @@
 use crate::audit::{Event, Outcome};
 use crate::context::{Ctx, RequestMeta, Services};
 use crate::error::ApiError;
-use crate::routes::{admin, auth, health, Reply};
+use crate::routes::{account, admin, auth, health, sessions, Input, Reply};
 use crate::security::guards::{require_admin, require_user, AdminUser, AuthUser};
 use crate::security::{random_bytes, to_hex};
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
 type HandlerResult = Result<Reply, ApiError>;
 
 /// What a route needs before its handler runs.
 enum Handler {
-    /// No guard; the handler reads the body itself.
-    Public(fn(&Ctx, &HeaderMap, &[u8]) -> HandlerResult),
-    /// No guard and no body.
-    Plain(fn(&Ctx) -> HandlerResult),
-    /// A valid Bearer token of an existing user.
-    User(fn(&Ctx, AuthUser) -> HandlerResult),
+    /// No guard.
+    Public(fn(&Ctx, &Input) -> HandlerResult),
+    /// A valid Bearer token of an existing user, whose session is alive.
+    User(fn(&Ctx, AuthUser, &Input) -> HandlerResult),
     /// As `User`, and the user's stored role is admin.
-    Admin(fn(&Ctx, AdminUser) -> HandlerResult),
+    Admin(fn(&Ctx, AdminUser, &Input) -> HandlerResult),
 }
 
 struct Route {
     method: Method,
+    /// Segments in braces (`{username}`) match any one non-empty segment,
+    /// handed to the handler in order as [`Input::params`].
     path: &'static str,
     handler: Handler,
 }
 
+const fn route(method: Method, path: &'static str, handler: Handler) -> Route {
+    Route {
+        method,
+        path,
+        handler,
+    }
+}
+
 /// Every route of the API. Keep `spin.toml` in step.
-const ROUTES: [Route; 5] = [
-    Route {
-        method: Method::POST,
-        path: "/auth/register",
-        handler: Handler::Public(auth::register),
-    },
-    Route {
-        method: Method::POST,
-        path: "/auth/login",
-        handler: Handler::Public(auth::login),
-    },
-    Route {
-        method: Method::GET,
-        path: "/auth/protected",
-        handler: Handler::User(auth::protected),
-    },
-    Route {
-        method: Method::GET,
-        path: "/admin/dashboard",
-        handler: Handler::Admin(admin::dashboard),
-    },
-    Route {
-        method: Method::GET,
-        path: "/health",
-        handler: Handler::Plain(health::check),
-    },
+static ROUTES: [Route; 15] = [
+    route(
+        Method::POST,
+        "/auth/register",
+        Handler::Public(auth::register),
+    ),
+    route(Method::POST, "/auth/login", Handler::Public(auth::login)),
+    route(
+        Method::POST,
+        "/auth/refresh",
+        Handler::Public(sessions::refresh),
+    ),
+    route(
+        Method::POST,
+        "/auth/logout",
+        Handler::User(sessions::logout),
+    ),
+    route(
+        Method::GET,
+        "/auth/protected",
+        Handler::User(auth::protected),
+    ),
+    route(Method::GET, "/auth/me", Handler::User(account::me)),
+    route(
+        Method::POST,
+        "/auth/password",
+        Handler::User(account::change_password),
+    ),
+    route(
+        Method::GET,
+        "/admin/dashboard",
+        Handler::Admin(admin::dashboard),
+    ),
+    route(
+        Method::GET,
+        "/admin/users",
+        Handler::Admin(admin::list_users),
+    ),
+    route(
+        Method::GET,
+        "/admin/users/{username}",
+        Handler::Admin(admin::show_user),
+    ),
+    route(
+        Method::DELETE,
+        "/admin/users/{username}",
+        Handler::Admin(admin::delete_user),
+    ),
+    route(
+        Method::POST,
+        "/admin/users/{username}/unlock",
+        Handler::Admin(admin::unlock_user),
+    ),
+    route(
+        Method::PUT,
+        "/admin/users/{username}/role",
+        Handler::Admin(admin::set_role),
+    ),
+    route(
+        Method::POST,
+        "/admin/users/{username}/sessions/revoke",
+        Handler::Admin(admin::revoke_sessions),
+    ),
+    route(Method::GET, "/health", Handler::Public(health::check)),
 ];
 
-/// The paths the API serves (the manifest must route each to this component).
+/// The path patterns the API serves (the manifest must route each to this component).
 pub fn paths() -> impl Iterator<Item = &'static str> {
     ROUTES.iter().map(|r| r.path)
 }
@@ -74,9 +120,9 @@ pub fn handle(req: Request<Vec<u8>>, services: Services) -> Response<Vec<u8>> {
         path: parts.uri.path().chars().take(256).collect(),
     };
     let ctx = Ctx::new(services, meta, &parts.headers);
-    let result = dispatch(&ctx, &parts.method, parts.uri.path(), &parts.headers, &body);
+    let result = dispatch(&ctx, &parts, &body);
     match result {
-        Ok(reply) => respond(&ctx.meta, reply.status, &reply.body, Vec::new()),
+        Ok(reply) => respond(&ctx.meta, reply.status, reply.body.as_ref(), Vec::new()),
         Err(error) => {
             let detail = match &error {
                 ApiError::Internal(e) => Some((Event::InternalError, format!("{e:#}"))),
@@ -86,48 +132,75 @@ pub fn handle(req: Request<Vec<u8>>, services: Services) -> Response<Vec<u8>> {
             if let Some((event, detail)) = detail {
                 ctx.audit(event, Outcome::Error, None, Some(&detail));
             }
-            respond(&ctx.meta, error.status(), &error.body(), error.headers())
+            respond(
+                &ctx.meta,
+                error.status(),
+                Some(&error.body()),
+                error.headers(),
+            )
         }
     }
 }
 
-fn dispatch(
-    ctx: &Ctx,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> HandlerResult {
-    let on_path: Vec<&Route> = ROUTES.iter().filter(|r| r.path == path).collect();
-    let route = match on_path.iter().find(|r| r.method == method) {
-        Some(route) => route,
+/// The segments of `path` that fill the pattern's `{...}` segments, if it matches.
+fn matches<'p>(pattern: &str, path: &'p str) -> Option<Vec<&'p str>> {
+    let (mut pattern, mut path) = (pattern.split('/'), path.split('/'));
+    let mut params = Vec::new();
+    loop {
+        match (pattern.next(), path.next()) {
+            (None, None) => return Some(params),
+            (Some(p), Some(s)) if p.starts_with('{') && !s.is_empty() => params.push(s),
+            (Some(p), Some(s)) if p == s => {}
+            _ => return None,
+        }
+    }
+}
+
+fn dispatch(ctx: &Ctx, parts: &http::request::Parts, body: &[u8]) -> HandlerResult {
+    let path = parts.uri.path();
+    let on_path: Vec<(&Route, Vec<&str>)> = ROUTES
+        .iter()
+        .filter_map(|r| Some((r, matches(r.path, path)?)))
+        .collect();
+    let (route, params) = match on_path.iter().find(|(r, _)| r.method == parts.method) {
+        Some(found) => found,
         None if on_path.is_empty() => return Err(ApiError::NotFound),
         None => {
-            let allow = on_path.iter().map(|r| r.method.clone()).collect();
+            let mut allow: Vec<Method> = on_path.iter().map(|(r, _)| r.method.clone()).collect();
+            allow.dedup();
             return Err(ApiError::MethodNotAllowed { allow });
         }
     };
+    let input = Input {
+        headers: &parts.headers,
+        body,
+        query: parts.uri.query(),
+        params: params.clone(),
+    };
     match route.handler {
-        Handler::Public(handler) => handler(ctx, headers, body),
-        Handler::Plain(handler) => handler(ctx),
-        Handler::User(handler) => handler(ctx, require_user(ctx, headers)?),
-        Handler::Admin(handler) => handler(ctx, require_admin(ctx, headers)?),
+        Handler::Public(handler) => handler(ctx, &input),
+        Handler::User(handler) => handler(ctx, require_user(ctx, &parts.headers)?, &input),
+        Handler::Admin(handler) => handler(ctx, require_admin(ctx, &parts.headers)?, &input),
     }
 }
 
+/// A `None` body is an empty response (204).
 fn respond(
     meta: &RequestMeta,
     status: StatusCode,
-    body: &serde_json::Value,
+    body: Option<&serde_json::Value>,
     extra: Vec<(header::HeaderName, HeaderValue)>,
 ) -> Response<Vec<u8>> {
-    let mut response = Response::new(body.to_string().into_bytes());
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let mut response = Response::new(bytes);
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    if body.is_some() {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

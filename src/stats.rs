@@ -12,16 +12,26 @@ pub enum Counter {
     LoginFailures,
     Lockouts,
     RateLimited,
+    Refreshes,
+    RefreshReuse,
+    Logouts,
+    PasswordChanges,
+    AdminActions,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 6] = [
+    pub const ALL: [Counter; 11] = [
         Counter::Users,
         Counter::Admins,
         Counter::LoginSuccesses,
         Counter::LoginFailures,
         Counter::Lockouts,
         Counter::RateLimited,
+        Counter::Refreshes,
+        Counter::RefreshReuse,
+        Counter::Logouts,
+        Counter::PasswordChanges,
+        Counter::AdminActions,
     ];
 
     /// The field name on the dashboard.
@@ -33,6 +43,11 @@ impl Counter {
             Counter::LoginFailures => "failed_logins",
             Counter::Lockouts => "lockouts",
             Counter::RateLimited => "rate_limited_requests",
+            Counter::Refreshes => "token_refreshes",
+            Counter::RefreshReuse => "refresh_token_reuse",
+            Counter::Logouts => "logouts",
+            Counter::PasswordChanges => "password_changes",
+            Counter::AdminActions => "admin_actions",
         }
     }
 
@@ -42,7 +57,12 @@ impl Counter {
 }
 
 pub fn bump(store: &dyn KeyValue, counter: Counter) -> Result<()> {
-    store.increment(&counter.key(), 1).map(|_| ())
+    add(store, counter, 1).map(|_| ())
+}
+
+/// Adds `delta` (which may be negative) and returns the new value.
+pub fn add(store: &dyn KeyValue, counter: Counter, delta: i64) -> Result<i64> {
+    store.increment(&counter.key(), delta)
 }
 
 /// Every counter, in [`Counter::ALL`] order: one `get` each (a plain read;

@@ -72,8 +72,12 @@ fn login_returns_a_bearer_token_for_fifteen_minutes() {
     assert_eq!(res.status, 200);
     assert_eq!(res.body["token_type"], "Bearer");
     assert_eq!(res.body["expires_in"], 900);
-    assert_eq!(res.body.as_object().unwrap().len(), 3);
+    assert_eq!(res.body["refresh_expires_in"], 7 * 86_400);
+    assert_eq!(res.body.as_object().unwrap().len(), 5);
     assert_eq!(res.token().split('.').count(), 3);
+    // An opaque refresh token, never shaped like a JWT.
+    let refresh = res.body["refresh_token"].as_str().unwrap();
+    assert!(refresh.len() >= 43 && !refresh.contains('.'), "{refresh}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use secure_backend::audit::{self, Event, Outcome};
+use secure_backend::audit::{self, Event, Outcome, Subjects};
 use secure_backend::context::RequestMeta;
 use secure_backend::domain::{User, Username};
 use secure_backend::store::KeyValue;
@@ -142,13 +142,17 @@ fn values_are_escaped_so_a_line_cannot_be_forged() {
         "1.2.3.4",
         Event::LoginFailure,
         Outcome::Failure,
-        Some("a\"\nb"),
+        Subjects {
+            username: Some("a\"\nb"),
+            target: Some("t\"\n"),
+        },
         None,
     );
     assert!(!line.contains('\n'));
     let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(parsed["event"], "login_failure");
     assert_eq!(parsed["username"], "a\"\nb");
+    assert_eq!(parsed["target"], "t\"\n");
 }
 
 /// The audit timestamp formatter agrees with `humantime` from 1970 to 2400,

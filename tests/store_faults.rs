@@ -643,7 +643,7 @@ fn the_dashboard_failing_at_any_store_call_changes_nothing() {
         read_only: true,
         after: still_served,
     });
-    assert_eq!(calls, 2 + 6, "key, user, six counters: each one failed");
+    assert_eq!(calls, 2 + 11, "key, user, eleven counters: each one failed");
 }
 
 #[test]

@@ -23,6 +23,8 @@ struct Custom {
     typ: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     aid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<u64>,
 }
 
 /// The account id stored for `name`, if it has a record.
@@ -41,6 +43,7 @@ fn forge(app: &TestApp, edit: impl FnOnce(&mut JWTClaims<Custom>)) -> String {
             role: "admin".into(),
             typ: "access".into(),
             aid: account_id(app, "alice"),
+            sid: Some(1),
         },
         Duration::from_secs(900),
     )
@@ -172,6 +175,7 @@ fn the_algorithm_is_pinned_to_hs256() {
             role: "user".into(),
             typ: "access".into(),
             aid: account_id(&app, "alice"),
+            sid: Some(1),
         },
         Duration::from_secs(900),
     )
@@ -322,16 +326,31 @@ fn a_forged_token_costs_no_store_read_beyond_the_key() {
 }
 
 #[test]
-fn tokens_issued_before_tokens_valid_after_are_refused() {
+fn a_token_of_an_ended_session_is_refused() {
     let app = TestApp::new();
     let token = app.user_token("alice");
-    // Issued at the very second: still valid.
-    let now = app.clock.now_secs();
-    app.edit_user("alice", |u| u.tokens_valid_after = now);
+    // Another session ending changes nothing for this one.
+    app.edit_user("alice", |u| u.end_session(2));
     assert_eq!(app.get("/auth/protected", Some(&token)).status, 200);
-    app.edit_user("alice", |u| u.tokens_valid_after = now + 1);
+    app.edit_user("alice", |u| u.end_session(1));
     assert_error(
         &app.get("/auth/protected", Some(&token)),
+        401,
+        "invalid_token",
+    );
+    assert_eq!(
+        app.events_named("token_rejected").pop().unwrap()["reason"],
+        "session ended"
+    );
+}
+
+#[test]
+fn a_token_naming_no_session_is_refused() {
+    let app = app_with_known_key();
+    app.register("alice", PASSWORD);
+    let sessionless = forge(&app, |c| c.custom.sid = None);
+    assert_error(
+        &app.get("/auth/protected", Some(&sessionless)),
         401,
         "invalid_token",
     );

@@ -76,6 +76,8 @@ fn login_reads_its_own_settings_once_each() {
         "lockout_threshold",
         "login_rate_limit",
         "login_rate_window_seconds",
+        "refresh_token_ttl_seconds",
+        "session_ttl_seconds",
         "token_ttl_seconds",
     ];
     let names = reads(&app, || {

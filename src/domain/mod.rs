@@ -8,5 +8,5 @@ mod username;
 
 pub use password::Password;
 pub use role::Role;
-pub use user::User;
+pub use user::{User, SESSION_SLOTS};
 pub use username::Username;

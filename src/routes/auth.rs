@@ -1,4 +1,4 @@
-use super::Reply;
+use super::{Input, Reply};
 use crate::audit::{Event, Outcome};
 use crate::body::json_fields;
 use crate::config::RatePolicy;
@@ -10,17 +10,18 @@ use crate::security::guards::{self, AuthUser};
 use crate::security::keys::{self, Keys};
 use crate::security::lockout::{self, Refusal};
 use crate::security::rate_limit::{self, Decision};
-use crate::security::{name_claim, passwords, random_bytes, to_hex, tokens};
+use crate::security::{lease, name_claim, passwords, random_bytes, sessions, to_hex, tokens};
 use crate::stats::{self, Counter};
-use anyhow::Context as _;
-use http::{HeaderMap, StatusCode};
+use crate::user_index;
+use http::HeaderMap;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
 pub const BOOTSTRAP_HEADER: &str = "x-bootstrap-token";
 
 /// POST /auth/register
-pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiError> {
+pub fn register(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
+    let (headers, body) = (input.headers, input.body);
     let (username, password, role) = parse_registration(headers, body).inspect_err(|e| {
         ctx.audit(Event::Registration, Outcome::Failure, None, Some(e.code()));
     })?;
@@ -55,13 +56,16 @@ pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Ap
 
     // Hash before claiming the name, so a failure here cannot burn it.
     let password_hash = passwords::hash(&password, cost)?;
-    let user = User {
+    let mut user = User {
         username: username.as_str().to_owned(),
         role,
         password_hash,
         created_at: ctx.clock.now_secs(),
-        tokens_valid_after: 0,
         account_id: Some(to_hex(&random_bytes::<16>()?)),
+        sessions_valid_from: 0,
+        kept_session: None,
+        ended_sessions: Vec::new(),
+        index: None,
     };
     let record_key = User::key(&username);
     // An existing record is never written over, whatever became of its
@@ -76,14 +80,16 @@ pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Ap
         refuse("username taken");
         return Err(ApiError::UsernameTaken);
     };
+    // Listed before the record exists: a registration that dies in between
+    // leaves an entry the listing skips, never an account it cannot show.
+    user.index = Some(user_index::append(ctx.store, &username)?);
     if !claim.still_ours(ctx.clock.now_secs()) {
         // Too slow to write safely: give the name up rather than race a takeover.
         return Err(ApiError::Internal(anyhow::anyhow!(
             "registration outlived its name claim"
         )));
     }
-    let record = serde_json::to_vec(&user).context("encode user")?;
-    ctx.store.set(&record_key, &record)?;
+    ctx.store.set(&record_key, &user.to_record()?)?;
     stats::bump(ctx.store, Counter::Users)?;
     if role == Role::Admin {
         stats::bump(ctx.store, Counter::Admins)?;
@@ -94,13 +100,10 @@ pub fn register(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Ap
         Some(username.as_str()),
         Some(role.as_str()),
     );
-    Ok(Reply {
-        status: StatusCode::CREATED,
-        body: json!({
-            "message": "User registered successfully",
-            "user": { "username": username.as_str(), "role": role.as_str() },
-        }),
-    })
+    Ok(Reply::created(json!({
+        "message": "User registered successfully",
+        "user": { "username": username.as_str(), "role": role.as_str() },
+    })))
 }
 
 fn parse_registration(
@@ -140,18 +143,19 @@ fn authorize_admin_creation(ctx: &Ctx, headers: &HeaderMap, keys: &Keys) -> Resu
 }
 
 /// POST /auth/login
-pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiError> {
-    let mut fields = json_fields(headers, body)?.only(&["username", "password"])?;
+pub fn login(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
+    let mut fields = json_fields(input.headers, input.body)?.only(&["username", "password"])?;
     let username = Username::parse(&fields.string("username")?).map_err(invalid)?;
     let password = Password::parse_candidate(fields.string("password")?).map_err(invalid)?;
     let name = Some(username.as_str());
     // Every setting login needs, before any store call: a broken variable
     // refuses the request before it counts or changes anything.
-    let (rate, policy, cost, ttl) = (
+    let (rate, policy, cost, ttl, sessions) = (
         ctx.config.login_rate()?,
         ctx.config.lockout()?,
         ctx.config.bcrypt_cost()?,
         ctx.config.token_ttl_secs()?,
+        ctx.config.sessions()?,
     );
     ctx.client_ip()?;
 
@@ -226,21 +230,58 @@ pub fn login(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<Reply, ApiEr
         passwords::rehash_if_stale(&password, &user.password_hash, cost)?,
         record.as_deref(),
     ) {
-        passwords::store_upgraded_hash(ctx.store, &record_key, checked, &new_hash)?;
+        let upgraded = lease::with(ctx.store, ctx.clock, &record_key, |lease| {
+            passwords::store_upgraded_hash(
+                ctx.store,
+                lease,
+                ctx.clock,
+                &record_key,
+                checked,
+                &new_hash,
+            )
+        });
+        // The account is being changed right now: its next login upgrades it.
+        match upgraded {
+            Ok(_) | Err(ApiError::Busy) => {}
+            Err(e) => return Err(e),
+        }
     }
     stats::bump(ctx.store, Counter::LoginSuccesses)?;
-    let account = user.account_id.as_deref();
-    let token = tokens::issue(&keys, &username, user.role, account, now_ms / 1000, ttl)?;
+    let session = sessions::start(ctx.store, &username, &user, sessions, now_ms)?;
     ctx.audit(Event::LoginSuccess, Outcome::Success, name, None);
+    token_response(&keys, &username, &user, session, ttl, now_ms)
+}
+
+/// The body of a successful login or refresh (RFC 6749 §5.1).
+pub fn token_response(
+    keys: &Keys,
+    username: &Username,
+    user: &User,
+    session: sessions::Issued,
+    ttl: u64,
+    now_ms: u64,
+) -> Result<Reply, ApiError> {
+    let account = user.account_id.as_deref();
+    let access = tokens::issue(
+        keys,
+        username,
+        user.role,
+        account,
+        session.number,
+        now_ms / 1000,
+        ttl,
+    )?;
     Ok(Reply::ok(json!({
-        "access_token": token,
+        "access_token": access,
         "token_type": "Bearer",
         "expires_in": ttl,
+        "refresh_token": session.token,
+        "refresh_expires_in": session.expires_in,
     })))
 }
 
 /// GET /auth/protected
-pub fn protected(_ctx: &Ctx, user: AuthUser) -> Result<Reply, ApiError> {
+pub fn protected(_ctx: &Ctx, user: AuthUser, _input: &Input) -> Result<Reply, ApiError> {
     Ok(Reply::ok(json!({
         "message": "Access granted",
         "user": { "username": user.username.as_str(), "role": user.role.as_str() },

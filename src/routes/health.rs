@@ -1,4 +1,4 @@
-use super::Reply;
+use super::{Input, Reply};
 use crate::audit::{Event, Outcome};
 use crate::context::Ctx;
 use crate::error::ApiError;
@@ -10,7 +10,7 @@ use serde_json::json;
 /// [`keys::usable`]). Never creates the key: a probe must not change state.
 /// A store failure is still logged as an `internal_error` with its detail,
 /// as on every other route: the 503 alone would not tell an operator why.
-pub fn check(ctx: &Ctx) -> Result<Reply, ApiError> {
+pub fn check(ctx: &Ctx, _input: &Input) -> Result<Reply, ApiError> {
     // A readiness probe: a variable that does not parse makes it fail (500,
     // `config_error`), so a broken configuration is not rolled out to every
     // replica while each route that reads it refuses. Every variable once

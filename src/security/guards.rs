@@ -11,16 +11,19 @@ use crate::security::tokens;
 use http::{header, HeaderMap};
 
 /// A caller holding a valid access token for an account that still exists
-/// (the account the token was issued to, not a later one of the same name);
-/// the role is the user's current stored role, not the one in the token.
-#[derive(Debug)]
+/// (the account the token was issued to, not a later one of the same name),
+/// from a session that has not been ended; the role is the user's current
+/// stored role, not the one in the token.
 pub struct AuthUser {
     pub username: Username,
     pub role: Role,
+    /// The session the token was issued for.
+    pub session: u64,
+    /// The user record as this request read it.
+    pub record: User,
 }
 
 /// An [`AuthUser`] whose stored role is admin.
-#[derive(Debug)]
 pub struct AdminUser(pub AuthUser);
 
 /// The Bearer token of a request (RFC 6750 §2.1), if it has one.
@@ -100,13 +103,15 @@ fn authenticate(ctx: &Ctx, headers: &HeaderMap, keys: Option<&Keys>) -> Result<A
         Some(user) if verified.account_id != user.account_id => {
             Err(reject(Some(subject.as_str()), "issued to another account"))
         }
-        Some(user) if verified.issued_at < user.tokens_valid_after => Err(reject(
-            Some(subject.as_str()),
-            "issued before the account's tokens_valid_after",
-        )),
+        // Logout, a password change or an admin ended its session.
+        Some(user) if !user.session_alive(verified.session) => {
+            Err(reject(Some(subject.as_str()), "session ended"))
+        }
         Some(user) => Ok(AuthUser {
             username: subject,
             role: user.role,
+            session: verified.session,
+            record: user,
         }),
         None => Err(reject(Some(subject.as_str()), "user no longer exists")),
     }

@@ -185,6 +185,79 @@ fn lock(
     Ok(until)
 }
 
+/// An account's lockout as an admin sees it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Status {
+    /// When the lock in force ends (ms), if one is.
+    pub locked_until: Option<u64>,
+    /// Failures counted in the current period (the locked one, while locked).
+    pub failures: i64,
+}
+
+/// The lockout of account `id` at `now_ms` (two store calls).
+pub fn status(store: &dyn KeyValue, id: &str, now_ms: u64) -> Result<Status> {
+    let (locked_until, period) = match load(store, id)? {
+        Some(lock) if lock.until > now_ms => (Some(lock.until), lock.ends),
+        Some(lock) => (None, lock.until),
+        None => (None, 0),
+    };
+    let failures = store
+        .get(&counter_key(id, period))?
+        .as_deref()
+        .and_then(crate::store::decode_counter)
+        .unwrap_or(0);
+    Ok(Status {
+        locked_until,
+        failures,
+    })
+}
+
+/// Ends the lock of account `id` and its streak of failures (an admin's
+/// unlock): writes a lock that ends now, so the next attempt opens a new
+/// period on a counter no attempt has used. Attempts already running count
+/// in the old period and lock nothing (see [`fail`]).
+pub fn unlock(store: &dyn KeyValue, id: &str, clock: &dyn Clock) -> Result<()> {
+    let now_ms = clock.now_ms();
+    let period = match load(store, id)? {
+        // Its period's counter is the one being ended; the one before it
+        // was cleared when this lock was written.
+        Some(lock) if lock.until > now_ms => Period {
+            id: lock.ends,
+            before: None,
+        },
+        Some(lock) => Period {
+            id: lock.until,
+            before: Some(lock.ends),
+        },
+        None => Period {
+            id: 0,
+            before: None,
+        },
+    };
+    if let Some(before) = period.before {
+        store.delete(&counter_key(id, before))?;
+    }
+    // The next period needs a name no period has had (every earlier one is
+    // at most the current one's) that is not in the future: the current
+    // period can have begun this very millisecond, so wait one out.
+    while clock.now_ms() <= period.id {
+        clock.pause(1);
+    }
+    let next = clock.now_ms();
+    store.set(&lock_key(id), format!("{}:{next}", period.id).as_bytes())?;
+    Ok(())
+}
+
+/// Deletes every lockout key of account `id` (for a deleted account).
+pub fn forget(store: &dyn KeyValue, id: &str) -> Result<()> {
+    if let Some(lock) = load(store, id)? {
+        store.delete(&counter_key(id, lock.ends))?;
+        store.delete(&counter_key(id, lock.until))?;
+    }
+    store.delete(&counter_key(id, 0))?;
+    store.delete(&lock_key(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +319,65 @@ mod tests {
         assert!(fail(&store, fifth, POLICY, &clock).unwrap());
         let lock = record(&store).unwrap();
         assert_eq!((lock.ends, lock.until), (0, 11_700));
+    }
+
+    #[test]
+    fn an_unlock_ends_the_lock_and_the_streak_and_late_failures_lock_nothing() {
+        for locked_before in [false, true] {
+            let (store, clock) = (MemoryStore::new(), ManualClock::at(10_000));
+            if locked_before {
+                // One lock over already, so a period-before counter exists.
+                for _ in 0..5 {
+                    let t = ticket(&store, &clock);
+                    fail(&store, t, POLICY, &clock).unwrap();
+                }
+                clock.advance_ms(1_000);
+            }
+            for _ in 0..5 {
+                let t = ticket(&store, &clock);
+                fail(&store, t, POLICY, &clock).unwrap();
+            }
+            assert!(status(&store, "acct", clock.now_ms())
+                .unwrap()
+                .locked_until
+                .is_some());
+            unlock(&store, "acct", &clock).unwrap();
+            let now = status(&store, "acct", clock.now_ms()).unwrap();
+            assert_eq!(
+                now,
+                Status {
+                    locked_until: None,
+                    failures: 0
+                }
+            );
+            // A fresh streak: four failures lock nothing, the fifth does.
+            let fresh: Vec<bool> = (0..5)
+                .map(|_| {
+                    let t = ticket(&store, &clock);
+                    fail(&store, t, POLICY, &clock).unwrap()
+                })
+                .collect();
+            assert_eq!(fresh, [false, false, false, false, true]);
+            assert!(store.len() <= 3, "{:?}", store.keys());
+            forget(&store, "acct").unwrap();
+            assert!(store.is_empty(), "{:?}", store.keys());
+        }
+    }
+
+    #[test]
+    fn a_failure_from_before_an_unlock_locks_nothing() {
+        let (store, clock) = (MemoryStore::new(), ManualClock::at(10_000));
+        let mut tickets: Vec<Ticket> = (0..5).map(|_| ticket(&store, &clock)).collect();
+        let fifth = tickets.pop().unwrap();
+        for t in tickets {
+            fail(&store, t, POLICY, &clock).unwrap();
+        }
+        unlock(&store, "acct", &clock).unwrap();
+        assert!(!fail(&store, fifth, POLICY, &clock).unwrap());
+        assert_eq!(
+            status(&store, "acct", clock.now_ms()).unwrap().locked_until,
+            None
+        );
     }
 
     #[test]

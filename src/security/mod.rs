@@ -4,10 +4,12 @@
 pub mod client_ip;
 pub mod guards;
 pub mod keys;
+pub mod lease;
 pub mod lockout;
 pub mod name_claim;
 pub mod passwords;
 pub mod rate_limit;
+pub mod sessions;
 pub mod tokens;
 
 /// Cryptographically random bytes (WASI random in the component).

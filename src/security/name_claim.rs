@@ -69,6 +69,17 @@ pub fn claim(store: &dyn KeyValue, record_key: &str, now_secs: u64) -> Result<Op
     }))
 }
 
+/// Frees the name of a deleted account at once, rather than one to two
+/// epochs after its registration: deletes the keys its claim at
+/// `claimed_at` used. Call only once its record is gone.
+pub fn release(store: &dyn KeyValue, record_key: &str, claimed_at: u64) -> Result<()> {
+    let epoch = claimed_at / EPOCH_SECS;
+    for e in [epoch.saturating_sub(1), epoch] {
+        store.delete(&format!("claim:{record_key}:{e}"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,10 @@
 //! its owner logs in. A successful login rehashes any hash not at the
 //! configured cost, so each account pays for a change of cost once.
 
+use crate::clock::Clock;
 use crate::domain::Password;
+use crate::error::ApiError;
+use crate::security::lease::Lease;
 use crate::store::KeyValue;
 use anyhow::{Context, Result};
 use std::cell::Cell;
@@ -102,19 +105,20 @@ pub fn rehash_if_stale(
     hash(password, cost).map(Some)
 }
 
-/// Puts `new_hash` into the user record at `key`, only if the record is still
-/// `checked`, the bytes the password was checked against (read again just
-/// before the write). A record changed meanwhile (deleted, re-registered,
-/// another role) is left as it is: its next login upgrades it. Without
-/// compare-and-swap, only a change landing between that read and the write
-/// can be undone. Other fields, known to this build or not, are kept as they
-/// are. Returns whether it wrote.
+/// Puts `new_hash` into the user record at `key`, holding its lease, only
+/// if the record is still `checked`, the bytes the password was checked
+/// against. A record changed meanwhile (deleted, re-registered, another
+/// password or role) is left as it is: its next login upgrades it. Other
+/// fields, known to this build or not, are kept as they are. Returns
+/// whether it wrote.
 pub fn store_upgraded_hash(
     store: &dyn KeyValue,
+    lease: &Lease,
+    clock: &dyn Clock,
     key: &str,
     checked: &[u8],
     new_hash: &str,
-) -> Result<bool> {
+) -> Result<bool, ApiError> {
     if store.get(key)?.as_deref() != Some(checked) {
         return Ok(false);
     }
@@ -124,7 +128,11 @@ pub fn store_upgraded_hash(
         .as_object_mut()
         .context("user record is not a JSON object")?;
     fields.insert("password_hash".into(), new_hash.into());
-    store.set(key, &serde_json::to_vec(&record).context("encode user")?)?;
+    lease.set(
+        clock,
+        key,
+        &serde_json::to_vec(&record).context("encode user")?,
+    )?;
     Ok(true)
 }
 
@@ -173,12 +181,22 @@ mod tests {
         assert_eq!(cost_of(&lower).unwrap(), 5);
     }
 
+    use crate::security::lease;
+
+    fn upgrade(store: &MemoryStore, checked: &[u8], new_hash: &str) -> bool {
+        let clock = crate::clock::ManualClock::at(1_795_737_600_000);
+        lease::with(store, &clock, "user:alice", |lease| {
+            store_upgraded_hash(store, lease, &clock, "user:alice", checked, new_hash)
+        })
+        .unwrap()
+    }
+
     #[test]
     fn an_upgrade_never_writes_over_a_record_changed_since_the_check() {
         let store = MemoryStore::new();
         let checked = br#"{"username":"alice","role":"user","password_hash":"old","future":1}"#;
         store.set("user:alice", checked).unwrap();
-        assert!(store_upgraded_hash(&store, "user:alice", checked, "new").unwrap());
+        assert!(upgrade(&store, checked, "new"));
         let now: serde_json::Value =
             serde_json::from_slice(&store.get("user:alice").unwrap().unwrap()).unwrap();
         assert_eq!(now["password_hash"], "new");
@@ -187,10 +205,10 @@ mod tests {
         // Changed (another role) or gone since the check: left alone.
         let changed = br#"{"username":"alice","role":"admin","password_hash":"old"}"#;
         store.set("user:alice", changed).unwrap();
-        assert!(!store_upgraded_hash(&store, "user:alice", checked, "new").unwrap());
+        assert!(!upgrade(&store, checked, "new"));
         assert_eq!(store.get("user:alice").unwrap().unwrap(), changed);
         store.delete("user:alice").unwrap();
-        assert!(!store_upgraded_hash(&store, "user:alice", checked, "new").unwrap());
+        assert!(!upgrade(&store, checked, "new"));
         assert!(store.get("user:alice").unwrap().is_none());
     }
 }

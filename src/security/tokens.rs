@@ -8,6 +8,8 @@
 //! account's random id (see `User::account_id`), and the guard accepts the
 //! token only while the stored record holds that same id. A name deleted and
 //! registered again is a new account, so its former holder's tokens die.
+//! `sid` names the session (see `sessions`) the token was issued for, so
+//! ending that session ends the token too.
 
 use crate::domain::{Role, Username};
 use crate::security::{keys::Keys, random_bytes, to_hex};
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub const ISSUER: &str = "secure-backend";
 pub const AUDIENCE: &str = "secure-backend";
 pub const CLOCK_TOLERANCE_SECS: u64 = 5;
-/// The only token type so far; refresh tokens will get their own.
+/// The only JWT type; refresh tokens are not JWTs at all (see `sessions`).
 pub const ACCESS: &str = "access";
 /// Longer tokens are refused before any parsing.
 const MAX_TOKEN_LENGTH: usize = 4096;
@@ -31,6 +33,10 @@ struct AccessClaims {
     /// The account id; absent only for accounts registered before ids existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     aid: Option<String>,
+    /// The session's number. Tokens from before sessions existed have none
+    /// and are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<u64>,
 }
 
 /// What a verified token says about its holder.
@@ -39,8 +45,8 @@ pub struct Verified {
     pub subject: Username,
     /// Must equal the stored `User::account_id` (both `None` for old accounts).
     pub account_id: Option<String>,
-    /// `iat`, Unix seconds.
-    pub issued_at: u64,
+    /// The session it was issued for.
+    pub session: u64,
 }
 
 pub fn issue(
@@ -48,6 +54,7 @@ pub fn issue(
     username: &Username,
     role: Role,
     account_id: Option<&str>,
+    session: u64,
     now_secs: u64,
     ttl_secs: u64,
 ) -> Result<String> {
@@ -56,6 +63,7 @@ pub fn issue(
         role,
         typ: ACCESS.into(),
         aid: account_id.map(str::to_owned),
+        sid: Some(session),
     };
     let mut claims = Claims::with_custom_claims(custom, Duration::from_secs(ttl_secs))
         .with_subject(username.as_str())
@@ -90,8 +98,7 @@ pub fn unverified_subject(token: &str) -> Option<Username> {
 pub type Rejection = &'static str;
 
 /// Verifies a token at `now_ms`. The caller still has to match the
-/// account id, and refuse tokens issued before the account's
-/// `tokens_valid_after` ([`Verified::issued_at`]).
+/// account id, and check that the session is alive.
 pub fn verify(keys: &Keys, token: &str, now_ms: u64) -> Result<Verified, Rejection> {
     // Issuer and audience are checked below rather than through jwt-simple's
     // options, which take `HashSet`s: their hasher seeds itself from a host
@@ -118,8 +125,7 @@ pub fn verify(keys: &Keys, token: &str, now_ms: u64) -> Result<Verified, Rejecti
         return Err("wrong audience");
     }
     // jwt-simple accepts tokens without these; we never issue such tokens.
-    let (Some(issued_at), Some(_), Some(_)) =
-        (claims.issued_at, claims.expires_at, claims.invalid_before)
+    let (Some(_), Some(_), Some(_)) = (claims.issued_at, claims.expires_at, claims.invalid_before)
     else {
         return Err("missing exp, iat or nbf");
     };
@@ -127,9 +133,13 @@ pub fn verify(keys: &Keys, token: &str, now_ms: u64) -> Result<Verified, Rejecti
         return Err("not an access token");
     }
     let subject = claims.subject.ok_or("missing sub")?;
+    let session = claims
+        .custom
+        .sid
+        .ok_or("no session (issued before sessions)")?;
     Ok(Verified {
         subject: Username::parse(&subject).map_err(|_| "malformed sub")?,
         account_id: claims.custom.aid,
-        issued_at: issued_at.as_secs(),
+        session,
     })
 }

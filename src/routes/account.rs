@@ -1,0 +1,103 @@
+//! The signed-in user's own account: who am I, and a password change.
+
+use super::{Input, Reply};
+use crate::audit::{self, Event, Outcome};
+use crate::body::json_fields;
+use crate::context::Ctx;
+use crate::domain::{Password, User};
+use crate::error::ApiError;
+use crate::security::guards::AuthUser;
+use crate::security::lockout::{self, Refusal};
+use crate::security::{lease, passwords, sessions};
+use crate::stats::{self, Counter};
+use serde_json::json;
+
+/// GET /auth/me
+pub fn me(_ctx: &Ctx, user: AuthUser, _input: &Input) -> Result<Reply, ApiError> {
+    Ok(Reply::ok(json!({
+        "username": user.username.as_str(),
+        "role": user.role.as_str(),
+        "created_at": audit::rfc3339_millis(user.record.created_at * 1000),
+    })))
+}
+
+/// POST /auth/password: checks the current password as a login does (a
+/// wrong one counts toward the account's lockout), applies the registration
+/// rules to the new one, and ends every session the account has, this one
+/// included.
+pub fn change_password(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiError> {
+    let mut fields =
+        json_fields(input.headers, input.body)?.only(&["current_password", "new_password"])?;
+    let current = Password::parse_candidate(fields.string("current_password")?)
+        .map_err(|rule| ApiError::Validation(format!("current_{rule}")))?;
+    let new = Password::parse(fields.string("new_password")?)
+        .map_err(|rule| ApiError::Validation(format!("new_{rule}")))?;
+    let (policy, cost) = (ctx.config.lockout()?, ctx.config.bcrypt_cost()?);
+    ctx.client_ip()?;
+    let name = Some(user.username.as_str());
+    let key = User::key(&user.username);
+
+    // The account's lockout, exactly as login counts it.
+    let policy = lockout::Policy {
+        threshold: policy.threshold,
+        lock_ms: policy.lock_secs * 1000,
+    };
+    let ticket = match lockout::begin(ctx.store, &key, policy, ctx.clock)? {
+        Ok(ticket) => ticket,
+        Err(Refusal::Locked { retry_after }) => {
+            ctx.audit(Event::LockedAccountAttempt, Outcome::Denied, name, None);
+            return Err(ApiError::AccountLocked { retry_after });
+        }
+        Err(Refusal::LockedNow { retry_after }) => {
+            ctx.audit(
+                Event::AccountLocked,
+                Outcome::Denied,
+                name,
+                Some("attempts in flight"),
+            );
+            stats::bump(ctx.store, Counter::Lockouts)?;
+            return Err(ApiError::AccountLocked { retry_after });
+        }
+    };
+    if !passwords::verify(&current, &user.record.password_hash, cost)? {
+        let locked = lockout::fail(ctx.store, ticket, policy, ctx.clock)?;
+        stats::bump(ctx.store, Counter::LoginFailures)?;
+        ctx.audit(
+            Event::PasswordChangeFailure,
+            Outcome::Failure,
+            name,
+            Some("wrong current password"),
+        );
+        if locked {
+            stats::bump(ctx.store, Counter::Lockouts)?;
+            ctx.audit(
+                Event::AccountLocked,
+                Outcome::Denied,
+                name,
+                Some("too many failures"),
+            );
+        }
+        return Err(ApiError::InvalidCredentials);
+    }
+    lockout::succeed(ctx.store, ticket)?;
+    let new_hash = passwords::hash(&new, cost)?;
+
+    let checked_hash = &user.record.password_hash;
+    let latest = sessions::latest_number(ctx.store, &user.username)?;
+    lease::with(ctx.store, ctx.clock, &key, |lease| {
+        let Some(mut record) = User::from_record(ctx.store.get(&key)?)? else {
+            return Err(ApiError::InvalidToken);
+        };
+        // Changed since the check (another password, another account):
+        // the check no longer holds; the client retries against the new state.
+        if record.account_id != user.record.account_id || record.password_hash != *checked_hash {
+            return Err(ApiError::Busy);
+        }
+        record.password_hash = new_hash;
+        record.end_sessions_before(latest + 1, None);
+        lease.set(ctx.clock, &key, &record.to_record()?)
+    })?;
+    stats::bump(ctx.store, Counter::PasswordChanges)?;
+    ctx.audit(Event::PasswordChanged, Outcome::Success, name, None);
+    Ok(Reply::no_content())
+}

@@ -1,0 +1,176 @@
+//! Refresh and logout: the session model is in `security::sessions` (the
+//! families of refresh tokens) and `User::session_alive` (which sessions
+//! have ended).
+
+use super::{Input, Reply};
+use crate::audit::{Event, Outcome};
+use crate::body::json_fields;
+use crate::context::Ctx;
+use crate::domain::{User, Username};
+use crate::error::ApiError;
+use crate::routes::auth::token_response;
+use crate::security::guards::AuthUser;
+use crate::security::sessions::{self, Presented, RefreshToken};
+use crate::security::{keys, lease};
+use crate::stats::{self, Counter};
+
+/// POST /auth/refresh
+pub fn refresh(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
+    let mut fields = json_fields(input.headers, input.body)?.only(&["refresh_token"])?;
+    let raw = fields.string("refresh_token")?;
+    let (ttl, policy) = (ctx.config.token_ttl_secs()?, ctx.config.sessions()?);
+    // Its audit line names the client: refuse before touching the store without one.
+    ctx.client_ip()?;
+    let reject = |username: Option<&str>, reason: &str| {
+        ctx.audit(
+            Event::RefreshRejected,
+            Outcome::Denied,
+            username,
+            Some(reason),
+        );
+        ApiError::InvalidToken
+    };
+    let token = RefreshToken::parse(&raw).ok_or_else(|| reject(None, "malformed"))?;
+    let name = Some(token.username.as_str());
+    let now_ms = ctx.clock.now_ms();
+    let family = match sessions::present(ctx.store, &token, now_ms)? {
+        Presented::Current(family) => family,
+        Presented::Invalid(reason) => return Err(reject(name, reason)),
+        Presented::Reused { account_id } => return Err(reuse(ctx, &token, &account_id)?),
+    };
+    // The account as it is now: gone, replaced, or this session ended.
+    let user = User::from_record(ctx.store.get(&User::key(&token.username))?)?;
+    let user = match user {
+        Some(user) if user.account_id != family.account_id => {
+            return Err(reject(name, "issued to another account"))
+        }
+        Some(user) if !user.session_alive(family.number) => {
+            return Err(reject(name, "session ended"))
+        }
+        Some(user) => user,
+        None => return Err(reject(name, "user no longer exists")),
+    };
+    let account_id = family.account_id.clone();
+    let Some(issued) = sessions::rotate(ctx.store, &token, family, policy, now_ms)? else {
+        // Another request spent this token first: the same token twice.
+        return Err(reuse(ctx, &token, &account_id)?);
+    };
+    let keys = keys::load(ctx)?;
+    stats::bump(ctx.store, Counter::Refreshes)?;
+    ctx.audit(Event::TokenRefreshed, Outcome::Success, name, None);
+    token_response(&keys, &token.username, &user, issued, ttl, now_ms)
+}
+
+/// A spent refresh token came back: it was stolen, or a client is broken.
+/// Ends the whole session, refresh tokens and access tokens alike, and
+/// answers as for any invalid token.
+fn reuse(ctx: &Ctx, token: &RefreshToken, account: &Option<String>) -> Result<ApiError, ApiError> {
+    sessions::revoke(ctx.store, &token.username, token.number)?;
+    end_sessions(ctx, &token.username, Some(account), |user| {
+        user.end_session(token.number)
+    })?;
+    stats::bump(ctx.store, Counter::RefreshReuse)?;
+    ctx.audit(
+        Event::RefreshTokenReuse,
+        Outcome::Denied,
+        Some(token.username.as_str()),
+        Some("session revoked"),
+    );
+    Ok(ApiError::InvalidToken)
+}
+
+/// Applies `end` to the stored record of `username`, holding its lease.
+/// With `account`, only if the record is still that account's. Does nothing
+/// when the record is gone.
+pub fn end_sessions(
+    ctx: &Ctx,
+    username: &Username,
+    account: Option<&Option<String>>,
+    end: impl FnOnce(&mut User),
+) -> Result<(), ApiError> {
+    let key = User::key(username);
+    lease::with(ctx.store, ctx.clock, &key, |lease| {
+        let Some(mut user) = User::from_record(ctx.store.get(&key)?)? else {
+            return Ok(());
+        };
+        if account.is_some_and(|a| *a != user.account_id) {
+            return Ok(());
+        }
+        end(&mut user);
+        lease.set(ctx.clock, &key, &user.to_record()?)
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Local,
+    Global,
+    Others,
+}
+
+/// POST /auth/logout[?scope=local|global|others]: GoTrue's scopes. `local`
+/// ends the session of the token presented (and that of the refresh token
+/// in the body, if one is given); `global` every session of the account;
+/// `others` every one but this.
+pub fn logout(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiError> {
+    let scope = match input.query(&["scope"])?.first() {
+        None | Some((_, "local")) => Scope::Local,
+        Some((_, "global")) => Scope::Global,
+        Some((_, "others")) => Scope::Others,
+        Some(_) => {
+            return Err(ApiError::Validation(
+                "scope must be local, global or others".into(),
+            ))
+        }
+    };
+    let mut ending = vec![user.session];
+    if !input.body.is_empty() {
+        let mut fields = json_fields(input.headers, input.body)?.only(&["refresh_token"])?;
+        if let Some(raw) = fields.optional_string("refresh_token")? {
+            let token = RefreshToken::parse(&raw)
+                .filter(|t| t.username == user.username)
+                .ok_or_else(|| {
+                    ApiError::Validation(
+                        "refresh_token is not a refresh token of this account".into(),
+                    )
+                })?;
+            if scope == Scope::Local && token.number != user.session {
+                ending.push(token.number);
+            }
+        }
+    }
+    ctx.client_ip()?;
+    let account = &user.record.account_id;
+    match scope {
+        Scope::Local => end_sessions(ctx, &user.username, Some(account), |u| {
+            ending.iter().for_each(|&n| u.end_session(n))
+        })?,
+        Scope::Global | Scope::Others => {
+            let latest = sessions::latest_number(ctx.store, &user.username)?;
+            let keep = (scope == Scope::Others).then_some(user.session);
+            end_sessions(ctx, &user.username, Some(account), |u| {
+                u.end_sessions_before(latest + 1, keep)
+            })?
+        }
+    }
+    // Their refresh tokens die with them (the record says so); revoking the
+    // families also stops a rotation already under way.
+    if scope == Scope::Local {
+        for &number in &ending {
+            sessions::revoke(ctx.store, &user.username, number)?;
+        }
+    }
+    stats::bump(ctx.store, Counter::Logouts)?;
+    let scope_name = match scope {
+        Scope::Local => "local",
+        Scope::Global => "global",
+        Scope::Others => "others",
+    };
+    ctx.audit(
+        Event::Logout,
+        Outcome::Success,
+        Some(user.username.as_str()),
+        Some(scope_name),
+    );
+    Ok(Reply::no_content())
+}

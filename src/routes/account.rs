@@ -82,21 +82,21 @@ pub fn change_password(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply
     lockout::succeed(ctx.store, ticket)?;
     let new_hash = passwords::hash(&new, cost)?;
 
-    let checked_hash = &user.record.password_hash;
     let latest = sessions::latest_number(ctx.store, &user.username)?;
-    lease::with(ctx.store, ctx.clock, &key, |lease| {
-        let Some(mut record) = User::from_record(ctx.store.get(&key)?)? else {
-            return Err(ApiError::InvalidToken);
-        };
-        // Changed since the check (another password, another account):
-        // the check no longer holds; the client retries against the new state.
-        if record.account_id != user.record.account_id || record.password_hash != *checked_hash {
+    let mut new_hash = Some(new_hash);
+    let changed = lease::change_user(ctx.store, ctx.clock, &user.username, &mut |record| {
+        // Changed since the check (another password, another account): the
+        // check no longer holds; the client retries against the new state.
+        if record.account_id != user.record.account_id
+            || record.password_hash != user.record.password_hash
+        {
             return Err(ApiError::Busy);
         }
-        record.password_hash = new_hash;
+        record.password_hash = new_hash.take().unwrap_or_default();
         record.end_sessions_before(latest + 1, None);
-        lease.set(ctx.clock, &key, &record.to_record()?)
+        Ok(())
     })?;
+    changed.ok_or(ApiError::InvalidToken)?;
     stats::bump(ctx.store, Counter::PasswordChanges)?;
     ctx.audit(Event::PasswordChanged, Outcome::Success, name, None);
     Ok(Reply::no_content())

@@ -53,13 +53,12 @@ fn load(ctx: &Ctx, username: &Username) -> Result<User, ApiError> {
     User::from_record(ctx.store.get(&User::key(username))?)?.ok_or(ApiError::UserNotFound)
 }
 
-fn view(ctx: &Ctx, user: &User, lock: &lockout::Status) -> Value {
-    let _ = ctx;
+fn view(user: &User, locked_until: Option<u64>) -> Value {
     json!({
         "username": user.username,
         "role": user.role.as_str(),
         "created_at": audit::rfc3339_millis(user.created_at * 1000),
-        "locked_until": lock.locked_until.map(audit::rfc3339_millis),
+        "locked_until": locked_until.map(audit::rfc3339_millis),
     })
 }
 
@@ -116,8 +115,8 @@ pub fn list_users(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, A
         if user.index != Some(position) {
             continue;
         }
-        let lock = lockout::status(ctx.store, &User::key(&name), now_ms)?;
-        users.push(view(ctx, &user, &lock));
+        let locked_until = lockout::locked_until(ctx.store, &User::key(&name), now_ms)?;
+        users.push(view(&user, locked_until));
     }
     let next_cursor = (end < last).then(|| (end + 1).to_string());
     ctx.audit(
@@ -138,7 +137,7 @@ pub fn show_user(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, Ap
     let user = load(ctx, &username)?;
     let now_ms = ctx.clock.now_ms();
     let lock = lockout::status(ctx.store, &User::key(&username), now_ms)?;
-    let mut body = view(ctx, &user, &lock);
+    let mut body = view(&user, lock.locked_until);
     body["failed_attempts"] = json!(lock.failures);
     body["active_sessions"] = json!(sessions::count_live(ctx.store, &username, &user, now_ms)?);
     ctx.audit_admin(
@@ -164,13 +163,12 @@ pub fn unlock_user(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, 
 pub fn revoke_sessions(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, ApiError> {
     let username = target(input)?;
     ctx.client_ip()?;
-    let key = User::key(&username);
     let latest = sessions::latest_number(ctx.store, &username)?;
-    lease::with(ctx.store, ctx.clock, &key, |lease| {
-        let mut user = load(ctx, &username)?;
+    lease::change_user(ctx.store, ctx.clock, &username, &mut |user| {
         user.end_sessions_before(latest + 1, None);
-        lease.set(ctx.clock, &key, &user.to_record()?)
-    })?;
+        Ok(())
+    })?
+    .ok_or(ApiError::UserNotFound)?;
     acted(ctx, Event::SessionsRevoked, &admin, &username)?;
     Ok(Reply::no_content())
 }
@@ -182,28 +180,30 @@ pub fn set_role(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, Api
     let role = Role::parse(&fields.string("role")?).map_err(|r| ApiError::Validation(r.into()))?;
     ctx.client_ip()?;
     let key = User::key(&username);
-    let user = lease::with(ctx.store, ctx.clock, &key, |lease| {
-        let mut user = load(ctx, &username)?;
-        let was = user.role;
-        if was == role {
-            return Ok(user);
-        }
-        user.role = role;
-        if was == Role::Admin {
+    // Whether this change took an admin off the count, to give back if its
+    // write fails.
+    let mut took_admin = false;
+    let mut promoted = false;
+    let changed = lease::change_user(ctx.store, ctx.clock, &username, &mut |user| {
+        if user.role == Role::Admin && role == Role::User {
             take_admin(ctx, &username)?;
+            took_admin = true;
         }
-        let written = lease.set(ctx.clock, &key, &user.to_record()?);
-        match (written, was) {
-            (Ok(()), Role::User) => stats::bump(ctx.store, Counter::Admins)?,
-            (Ok(()), Role::Admin) => {}
-            (Err(e), Role::Admin) => return Err(give_admin_back(ctx, e)),
-            (Err(e), Role::User) => return Err(e),
-        }
-        Ok(user)
-    })?;
+        promoted = user.role == Role::User && role == Role::Admin;
+        user.role = role;
+        Ok(())
+    });
+    let user = match changed {
+        Ok(user) => user.ok_or(ApiError::UserNotFound)?,
+        Err(e) if took_admin => return Err(give_admin_back(ctx, e)),
+        Err(e) => return Err(e),
+    };
+    if promoted {
+        stats::bump(ctx.store, Counter::Admins)?;
+    }
     acted(ctx, Event::RoleChanged, &admin, &username)?;
-    let lock = lockout::status(ctx.store, &key, ctx.clock.now_ms())?;
-    Ok(Reply::ok(view(ctx, &user, &lock)))
+    let locked_until = lockout::locked_until(ctx.store, &key, ctx.clock.now_ms())?;
+    Ok(Reply::ok(view(&user, locked_until)))
 }
 
 /// DELETE /admin/users/{username}: removes the account and everything

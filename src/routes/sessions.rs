@@ -66,7 +66,7 @@ pub fn refresh(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
 /// answers as for any invalid token.
 fn reuse(ctx: &Ctx, token: &RefreshToken, account: &Option<String>) -> Result<ApiError, ApiError> {
     sessions::revoke(ctx.store, &token.username, token.number)?;
-    end_sessions(ctx, &token.username, Some(account), |user| {
+    end_sessions(ctx, &token.username, account, &|user| {
         user.end_session(token.number)
     })?;
     stats::bump(ctx.store, Counter::RefreshReuse)?;
@@ -79,25 +79,26 @@ fn reuse(ctx: &Ctx, token: &RefreshToken, account: &Option<String>) -> Result<Ap
     Ok(ApiError::InvalidToken)
 }
 
-/// Applies `end` to the stored record of `username`, holding its lease.
-/// With `account`, only if the record is still that account's. Does nothing
-/// when the record is gone.
+/// Applies `end` to the stored record of `username`, if it is still the
+/// record of `account` (holding its lease). Nothing when it is gone.
 pub fn end_sessions(
     ctx: &Ctx,
     username: &Username,
-    account: Option<&Option<String>>,
-    end: impl FnOnce(&mut User),
+    account: &Option<String>,
+    end: &dyn Fn(&mut User),
 ) -> Result<(), ApiError> {
-    let key = User::key(username);
-    lease::with(ctx.store, ctx.clock, &key, |lease| {
-        let Some(mut user) = User::from_record(ctx.store.get(&key)?)? else {
-            return Ok(());
-        };
-        if account.is_some_and(|a| *a != user.account_id) {
-            return Ok(());
+    lease::change_user(ctx.store, ctx.clock, username, &mut |user| {
+        // Another account under the name now: nothing of this one is left.
+        if user.account_id != *account {
+            return Err(ApiError::InvalidToken);
         }
-        end(&mut user);
-        lease.set(ctx.clock, &key, &user.to_record()?)
+        end(user);
+        Ok(())
+    })
+    .map(|_| ())
+    .or_else(|e| match e {
+        ApiError::InvalidToken => Ok(()),
+        e => Err(e),
     })
 }
 
@@ -123,32 +124,36 @@ pub fn logout(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiErro
             ))
         }
     };
-    let mut ending = vec![user.session];
-    if !input.body.is_empty() {
-        let mut fields = json_fields(input.headers, input.body)?.only(&["refresh_token"])?;
-        if let Some(raw) = fields.optional_string("refresh_token")? {
-            let token = RefreshToken::parse(&raw)
-                .filter(|t| t.username == user.username)
-                .ok_or_else(|| {
-                    ApiError::Validation(
-                        "refresh_token is not a refresh token of this account".into(),
-                    )
-                })?;
-            if scope == Scope::Local && token.number != user.session {
-                ending.push(token.number);
-            }
-        }
-    }
+    let body_token = match input.body.is_empty() {
+        true => None,
+        false => json_fields(input.headers, input.body)?
+            .only(&["refresh_token"])?
+            .optional_string("refresh_token")?,
+    };
     ctx.client_ip()?;
     let account = &user.record.account_id;
+    let mut ending = vec![user.session];
+    if let Some(raw) = body_token {
+        // Only a refresh token this account was really issued: a made-up
+        // one could otherwise name a session that has not started yet.
+        let not_ours =
+            || ApiError::Validation("refresh_token is not a refresh token of this account".into());
+        let token = RefreshToken::parse(&raw)
+            .filter(|t| t.username == user.username)
+            .ok_or_else(not_ours)?;
+        sessions::family_of(ctx.store, &token, account)?.ok_or_else(not_ours)?;
+        if scope == Scope::Local && token.number != user.session {
+            ending.push(token.number);
+        }
+    }
     match scope {
-        Scope::Local => end_sessions(ctx, &user.username, Some(account), |u| {
+        Scope::Local => end_sessions(ctx, &user.username, account, &|u| {
             ending.iter().for_each(|&n| u.end_session(n))
         })?,
         Scope::Global | Scope::Others => {
             let latest = sessions::latest_number(ctx.store, &user.username)?;
             let keep = (scope == Scope::Others).then_some(user.session);
-            end_sessions(ctx, &user.username, Some(account), |u| {
+            end_sessions(ctx, &user.username, account, &|u| {
                 u.end_sessions_before(latest + 1, keep)
             })?
         }

@@ -23,6 +23,7 @@
 //! after a later holder's.
 
 use crate::clock::Clock;
+use crate::domain::{User, Username};
 use crate::error::ApiError;
 use crate::security::tokens::CLOCK_TOLERANCE_SECS;
 use crate::store::KeyValue;
@@ -96,6 +97,28 @@ pub fn with<T>(
     let value = result?;
     released?;
     Ok(value)
+}
+
+/// Changes the stored record of `username` holding its lease: `change`
+/// edits the record as it is now and the result is written back, unless
+/// `change` fails. `None` when there is no record. One shared body for
+/// every caller, so each change costs the component no more code than its
+/// closure.
+pub fn change_user(
+    store: &dyn KeyValue,
+    clock: &dyn Clock,
+    username: &Username,
+    change: &mut dyn FnMut(&mut User) -> Result<(), ApiError>,
+) -> Result<Option<User>, ApiError> {
+    let key = User::key(username);
+    with(store, clock, &key, |lease| {
+        let Some(mut user) = User::from_record(store.get(&key)?)? else {
+            return Ok(None);
+        };
+        change(&mut user)?;
+        lease.set(clock, &key, &user.to_record()?)?;
+        Ok(Some(user))
+    })
 }
 
 fn try_take<'s>(store: &'s dyn KeyValue, record_key: &str, now: u64) -> Result<Option<Lease<'s>>> {

@@ -194,6 +194,14 @@ pub struct Status {
     pub failures: i64,
 }
 
+/// When the lock of account `id` in force at `now_ms` ends, if one is
+/// (one store call).
+pub fn locked_until(store: &dyn KeyValue, id: &str, now_ms: u64) -> Result<Option<u64>> {
+    Ok(load(store, id)?
+        .filter(|lock| lock.until > now_ms)
+        .map(|lock| lock.until))
+}
+
 /// The lockout of account `id` at `now_ms` (two store calls).
 pub fn status(store: &dyn KeyValue, id: &str, now_ms: u64) -> Result<Status> {
     let (locked_until, period) = match load(store, id)? {

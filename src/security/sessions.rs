@@ -29,7 +29,6 @@ use crate::security::{random_bytes, to_hex};
 use crate::store::{decode_counter, KeyValue};
 use anyhow::{Context as _, Result};
 use ct_codecs::{Base64UrlSafeNoPadding, Decoder, Encoder};
-use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 /// Added to a slot's rotation counter to revoke its family: no sequence
@@ -79,11 +78,11 @@ impl RefreshToken {
     }
 }
 
-/// The stored state of one session.
-#[derive(Serialize, Deserialize)]
+/// The stored state of one session, kept as one line of text
+/// (`v1:number:seq:started:ends:token_ends:family:current:account`) rather
+/// than JSON: a serde decoder per record type costs component size.
 pub struct Family {
     pub number: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
     /// SHA-256 of the family secret, hex.
     family: String,
@@ -95,6 +94,51 @@ pub struct Family {
     pub ends_ms: u64,
     /// The current refresh token expires then.
     token_ends_ms: u64,
+}
+
+impl Family {
+    /// Whether `token` is one of this family's (the same session, and the
+    /// family secret checks out).
+    fn holds(&self, token: &RefreshToken) -> bool {
+        self.number == token.number && same(&self.family, &digest(&token.family))
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        format!(
+            "v1:{}:{}:{}:{}:{}:{}:{}:{}",
+            self.number,
+            self.seq,
+            self.started_ms,
+            self.ends_ms,
+            self.token_ends_ms,
+            self.family,
+            self.current,
+            self.account_id.as_deref().unwrap_or("-"),
+        )
+        .into_bytes()
+    }
+
+    fn decode(raw: &[u8]) -> Result<Self> {
+        let text = std::str::from_utf8(raw).context("session record is not text")?;
+        let fields: Vec<&str> = text.split(':').collect();
+        let [version, number, seq, started, ends, token_ends, family, current, account] =
+            fields[..]
+        else {
+            anyhow::bail!("session record has the wrong shape");
+        };
+        let number_at = |s: &str| s.parse::<u64>().context("session record number");
+        anyhow::ensure!(version == "v1", "unknown session record version");
+        Ok(Self {
+            number: number_at(number)?,
+            seq: number_at(seq)?,
+            started_ms: number_at(started)?,
+            ends_ms: number_at(ends)?,
+            token_ends_ms: number_at(token_ends)?,
+            family: family.to_owned(),
+            current: current.to_owned(),
+            account_id: (account != "-").then(|| account.to_owned()),
+        })
+    }
 }
 
 /// A new refresh token, to hand to the client.
@@ -177,8 +221,8 @@ pub fn present(store: &dyn KeyValue, token: &RefreshToken, now_ms: u64) -> Resul
     let Some(raw) = store.get(&family_key(&token.username, slot))? else {
         return Ok(Presented::Invalid("no such session"));
     };
-    let family: Family = serde_json::from_slice(&raw).context("decode session")?;
-    if family.number != token.number || !same(&family.family, &digest(&token.family)) {
+    let family = Family::decode(&raw)?;
+    if !family.holds(token) {
         return Ok(Presented::Invalid("no such session"));
     }
     if now_ms >= family.ends_ms {
@@ -238,8 +282,10 @@ fn write_next(
     family.token_ends_ms = (now_ms + policy.refresh_secs * 1000).min(family.ends_ms);
     let expires_in = (family.token_ends_ms - now_ms) / 1000;
     let number = family.number;
-    let record = serde_json::to_vec(&family).context("encode session")?;
-    store.set(&family_key(username, number % SESSION_SLOTS), &record)?;
+    store.set(
+        &family_key(username, number % SESSION_SLOTS),
+        &family.encode(),
+    )?;
     let token = RefreshToken {
         username: username.clone(),
         number,
@@ -254,18 +300,35 @@ fn write_next(
     })
 }
 
-/// Revokes the family of session `number` (three store calls): nothing of
-/// it can be refreshed again, even a rotation already under way. Ending its
-/// access tokens is the user record's part (`User::end_session`).
+/// The family `token` belongs to, if its slot still holds it and it was
+/// started by `account` (one `get`): proof that the token was issued here,
+/// whatever became of it since.
+pub fn family_of(
+    store: &dyn KeyValue,
+    token: &RefreshToken,
+    account: &Option<String>,
+) -> Result<Option<Family>> {
+    let slot = token.number % SESSION_SLOTS;
+    let Some(raw) = store.get(&family_key(&token.username, slot))? else {
+        return Ok(None);
+    };
+    let family = Family::decode(&raw)?;
+    Ok((family.holds(token) && family.account_id == *account).then_some(family))
+}
+
+/// Revokes the family of session `number`, if its slot still holds it
+/// (three store calls): nothing of it can be refreshed again, even a
+/// rotation already under way. A slot taken over by a newer session is
+/// left alone. Ending its access tokens is the user record's part
+/// (`User::end_session`).
 pub fn revoke(store: &dyn KeyValue, username: &Username, number: u64) -> Result<()> {
     let slot = number % SESSION_SLOTS;
-    store.increment(&rotation_key(username, slot), POISON)?;
     let key = family_key(username, slot);
-    let ours = match store.get(&key)? {
-        Some(raw) => serde_json::from_slice::<Family>(&raw).is_ok_and(|f| f.number == number),
-        None => false,
+    let Some(raw) = store.get(&key)? else {
+        return Ok(());
     };
-    if ours {
+    if Family::decode(&raw).is_ok_and(|f| f.number == number) {
+        store.increment(&rotation_key(username, slot), POISON)?;
         store.delete(&key)?;
     }
     Ok(())
@@ -284,7 +347,7 @@ pub fn count_live(
         let Some(raw) = store.get(&family_key(username, slot))? else {
             continue;
         };
-        let Ok(family) = serde_json::from_slice::<Family>(&raw) else {
+        let Ok(family) = Family::decode(&raw) else {
             continue;
         };
         if family.account_id == user.account_id
@@ -310,6 +373,34 @@ pub fn forget_all(store: &dyn KeyValue, username: &Username) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_family_record_round_trips_and_garbage_does_not_decode() {
+        for account_id in [Some("ab".repeat(16)), None] {
+            let family = Family {
+                number: 3,
+                account_id,
+                family: "f".repeat(64),
+                seq: 4,
+                current: "c".repeat(64),
+                started_ms: 5,
+                ends_ms: 6,
+                token_ends_ms: 7,
+            };
+            let back = Family::decode(&family.encode()).unwrap();
+            assert_eq!(back.encode(), family.encode());
+            assert_eq!(back.account_id, family.account_id);
+        }
+        for bad in [
+            &b""[..],
+            b"v1:1:2",
+            b"v2:1:2:3:4:5:f:c:-",
+            b"v1:x:2:3:4:5:f:c:-",
+            b"\xff",
+        ] {
+            assert!(Family::decode(bad).is_err());
+        }
+    }
 
     #[test]
     fn a_token_round_trips_and_garbage_does_not_parse() {

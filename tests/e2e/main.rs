@@ -11,11 +11,13 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
+mod sessions;
 
 use common::{assert_audit_fields, in_parallel};
 use harness::*;
 use jwt_simple::prelude::{HS256Key, MACLike as _, NoCustomClaims};
 use serde_json::json;
+use sessions::*;
 use std::collections::HashSet;
 
 const PASSWORD: &str = "correct horse battery";
@@ -60,6 +62,11 @@ every_target!(
     thirty_parallel_logins_from_one_address_let_exactly_five_past,
     a_lower_threshold_after_a_restart_locks_no_account_for_good,
     a_lock_shorter_than_a_login_is_refused,
+    refresh_reuse_revokes_the_family_and_logout_ends_the_session,
+    a_password_change_ends_other_sessions,
+    an_admin_unlocks_a_locked_user,
+    a_deleted_user_is_signed_out_and_the_name_is_free,
+    twenty_parallel_refreshes_of_one_token_give_one_200,
 );
 
 // Several instances on one store, as a scaled-out deployment runs: only a
@@ -70,6 +77,7 @@ e2e!(two_instances_test_host: TestHost on Redis {
     two_instances_twenty_parallel_registrations_give_one_201,
     two_instances_fifty_parallel_wrong_passwords_give_five_checks,
     two_instances_thirty_parallel_logins_from_one_address_let_five_past,
+    two_instances_share_logout_and_refresh_rotation,
 });
 e2e!(two_instances_spin_up: Spin on Redis {
     two_instances_share_users_tokens_and_one_signing_key,
@@ -77,6 +85,7 @@ e2e!(two_instances_spin_up: Spin on Redis {
     two_instances_twenty_parallel_registrations_give_one_201,
     two_instances_fifty_parallel_wrong_passwords_give_five_checks,
     two_instances_thirty_parallel_logins_from_one_address_let_five_past,
+    two_instances_share_logout_and_refresh_rotation,
 });
 
 /// Spin's Redis store breaks `wasi:keyvalue/batch` `get-many` (it panics the

@@ -646,3 +646,69 @@ fn no_audit_line_holds_a_password_token_or_hash() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The store as the login sees it, running a password change at the moment
+/// the login starts its session: after it checked the old password.
+struct ChangeMidLogin<'a> {
+    inner: &'a secure_backend::store::MemoryStore,
+    change: std::sync::Mutex<Option<Box<dyn FnOnce() + 'a>>>,
+}
+
+impl KeyValue for ChangeMidLogin<'_> {
+    fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.inner.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> anyhow::Result<i64> {
+        if key == "sessions:alice" {
+            if let Some(change) = self.change.lock().unwrap().take() {
+                change();
+            }
+        }
+        self.inner.increment(key, delta)
+    }
+}
+
+/// A login that checked the old password before a change, and answers
+/// after it, gets tokens that are already dead: the change ends every
+/// session, including one still being started.
+#[test]
+fn a_login_racing_a_password_change_gets_no_working_session() {
+    let app = app();
+    app.register("alice", PASSWORD);
+    let owner = login(&app, "alice", PASSWORD);
+    let store = ChangeMidLogin {
+        inner: &app.store,
+        change: std::sync::Mutex::new(Some(Box::new(|| {
+            assert_no_content(&change_password(
+                &app,
+                &owner.access,
+                PASSWORD,
+                "a new secret",
+            ));
+        }))),
+    };
+    let raced = app.send_through(
+        &store,
+        app.request(Method::POST, "/auth/login", "192.0.2.90")
+            .header("content-type", "application/json")
+            .body(
+                json!({"username": "alice", "password": PASSWORD})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .unwrap(),
+    );
+    // It checked the right password at the time, and answered.
+    let raced = pair(&raced);
+    assert_access_refused(&app, &raced.access, "a login that raced the change");
+    assert_error(&refresh(&app, &raced.refresh), 401, "invalid_token");
+    // The new password works.
+    let after = login(&app, "alice", "a new secret");
+    assert_access_works(&app, &after.access, "a login after the change");
+}

@@ -93,3 +93,125 @@ fn routes_without_state_never_touch_the_store() {
         2
     );
 }
+
+/// The session and account routes (issue 9). `/auth/protected` above stays
+/// at two: ending sessions is state the guard reads anyway (the user record).
+#[test]
+fn session_and_account_routes_keep_their_budgets() {
+    use http::Method;
+    use serde_json::json;
+    let app = TestApp::new();
+    app.register("alice", PASSWORD);
+    let login = app.login("alice", PASSWORD);
+    let (access, refresh) = (login.token(), login.refresh_token());
+
+    // Key, user.
+    let me = app.store_calls(|| assert_eq!(app.get("/auth/me", Some(&access)).status, 200));
+    assert_eq!(me, 2);
+    // Family, user, the rotation's increment, the new family, key, counter.
+    let mut next = String::new();
+    let rotate = app.store_calls(|| {
+        let res = app.refresh(&refresh);
+        assert_eq!(res.status, 200);
+        next = res.refresh_token();
+    });
+    assert_eq!(rotate, 6);
+    // A spent token: family, then revoking (family, poison, delete), the
+    // record under its lease (two increments, get, set, two deletes), counter.
+    let reuse = app.store_calls(|| assert_eq!(app.refresh(&refresh).status, 401));
+    assert_eq!(reuse, 1 + 3 + 6 + 1);
+    // An unknown token: one read.
+    assert_eq!(
+        app.store_calls(|| assert_eq!(app.refresh(&next[1..]).status, 401)),
+        0
+    );
+
+    let access = app.login("alice", PASSWORD).token();
+    // Key, user; the record under its lease; revoking the family; counter.
+    let local = app.store_calls(|| {
+        let res = app.call(Method::POST, "/auth/logout", Some(&access), None);
+        assert_eq!(res.status, 204);
+    });
+    assert_eq!(local, 2 + 6 + 3 + 1);
+    let access = app.login("alice", PASSWORD).token();
+    // Key, user; the session counter; the record under its lease; counter.
+    let global = app.store_calls(|| {
+        let res = app.call(
+            Method::POST,
+            "/auth/logout?scope=global",
+            Some(&access),
+            None,
+        );
+        assert_eq!(res.status, 204);
+    });
+    assert_eq!(global, 2 + 1 + 6 + 1);
+
+    let access = app.login("alice", PASSWORD).token();
+    let body = json!({"current_password": PASSWORD, "new_password": "another good one"});
+    // Key, user; lockout (lock, ticket, streak); the record under its
+    // lease; counter.
+    let change = app.store_calls(|| {
+        let res = app.call(Method::POST, "/auth/password", Some(&access), Some(&body));
+        assert_eq!(res.status, 204);
+    });
+    assert_eq!(change, 2 + 3 + 6 + 1);
+}
+
+#[test]
+fn admin_user_routes_keep_their_budgets() {
+    use http::Method;
+    use serde_json::json;
+    let app = TestApp::new();
+    let admin = app.admin_token("root");
+    for i in 0..30 {
+        app.register(&format!("user{i}"), PASSWORD);
+    }
+    let calls = |method: Method, path: &str, body: Option<serde_json::Value>, status: u16| {
+        app.store_calls(|| {
+            let res = app.call(method, path, Some(&admin), body.as_ref());
+            assert_eq!(res.status, status, "{path}: {}", res.body);
+        })
+    };
+    // Key, admin; the index's length; entry, record and lock per position.
+    assert_eq!(
+        calls(Method::GET, "/admin/users?limit=10", None, 200),
+        2 + 1 + 3 * 10
+    );
+    // Key, admin; record; lock and streak; one read per session slot.
+    assert_eq!(
+        calls(Method::GET, "/admin/users/user1", None, 200),
+        2 + 1 + 2 + 10
+    );
+    // Key, admin; record; lock read and write; counter.
+    assert!(calls(Method::POST, "/admin/users/user1/unlock", None, 204) <= 2 + 1 + 3 + 1);
+    // Key, admin; session counter; the record under its lease; counter.
+    assert_eq!(
+        calls(
+            Method::POST,
+            "/admin/users/user1/sessions/revoke",
+            None,
+            204
+        ),
+        2 + 1 + 6 + 1
+    );
+    // Key, admin; the record under its lease; the admin count; counter;
+    // the lock for the answer.
+    let promote = calls(
+        Method::PUT,
+        "/admin/users/user1/role",
+        Some(json!({"role": "admin"})),
+        200,
+    );
+    assert_eq!(promote, 2 + 6 + 1 + 1 + 1);
+    let demote = calls(
+        Method::PUT,
+        "/admin/users/user1/role",
+        Some(json!({"role": "user"})),
+        200,
+    );
+    assert_eq!(demote, 2 + 6 + 1 + 1 + 1);
+    // Bounded, whatever the account did: every session slot and lockout
+    // key is deleted by name, never found by listing keys.
+    let delete = calls(Method::DELETE, "/admin/users/user2", None, 204);
+    assert!(delete <= 45, "{delete}");
+}

@@ -144,3 +144,59 @@ fn a_broken_variable_refuses_only_the_routes_that_read_it() {
     );
     assert_error(&res, 404, "not_found");
 }
+
+#[test]
+fn session_and_account_routes_read_only_their_own_settings() {
+    use serde_json::json;
+    let app = TestApp::new();
+    app.register("alice", PASSWORD);
+    let login = app.login("alice", PASSWORD);
+    let (access, refresh) = (login.token(), login.refresh_token());
+    let names = reads(&app, || assert_eq!(app.refresh(&refresh).status, 200));
+    assert_eq!(
+        names,
+        [
+            "client_ip_header",
+            "jwt_secret",
+            "refresh_token_ttl_seconds",
+            "session_ttl_seconds",
+            "token_ttl_seconds",
+        ]
+    );
+    let names = reads(&app, || {
+        assert_eq!(app.get("/auth/me", Some(&access)).status, 200)
+    });
+    assert_eq!(names, ["jwt_secret"]);
+    let body = json!({"current_password": PASSWORD, "new_password": "another good one"});
+    let names = reads(&app, || {
+        let res = app.call(Method::POST, "/auth/password", Some(&access), Some(&body));
+        assert_eq!(res.status, 204);
+    });
+    assert_eq!(
+        names,
+        [
+            "bcrypt_cost",
+            "client_ip_header",
+            "jwt_secret",
+            "lockout_duration_seconds",
+            "lockout_threshold",
+        ]
+    );
+    let access = app.login("alice", "another good one").token();
+    let names = reads(&app, || {
+        let res = app.call(Method::POST, "/auth/logout", Some(&access), None);
+        assert_eq!(res.status, 204);
+    });
+    assert_eq!(names, ["client_ip_header", "jwt_secret"]);
+}
+
+#[test]
+fn admin_user_routes_read_the_key_and_who_is_asking() {
+    let app = TestApp::new();
+    let admin = app.admin_token("root");
+    app.register("alice", PASSWORD);
+    for path in ["/admin/users", "/admin/users/alice"] {
+        let names = reads(&app, || assert_eq!(app.get(path, Some(&admin)).status, 200));
+        assert_eq!(names, ["client_ip_header", "jwt_secret"], "{path}");
+    }
+}

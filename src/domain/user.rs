@@ -17,10 +17,12 @@ pub struct User {
     pub password_hash: String,
     /// Unix seconds.
     pub created_at: u64,
-    /// Random, fixed at registration and carried in every token issued for
-    /// the account (`aid`), so a token names one account, not a username
-    /// that may be deleted and registered again. `None` only in records
-    /// written before accounts had ids; their tokens carry none either.
+    /// Random, set at registration and replaced at each password change,
+    /// and carried in every token and session issued for the account
+    /// (`aid`): a token names one account under one password, not a
+    /// username that may be deleted and registered again, or whose password
+    /// was changed because it leaked. `None` only in records written before
+    /// accounts had ids, and until their first password change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
     /// Sessions are numbered by login (`sessions:<name>` counts them).

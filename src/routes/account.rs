@@ -8,7 +8,7 @@ use crate::domain::{Password, User};
 use crate::error::ApiError;
 use crate::security::guards::AuthUser;
 use crate::security::lockout::{self, Refusal};
-use crate::security::{lease, passwords, sessions};
+use crate::security::{lease, passwords, random_bytes, to_hex};
 use crate::stats::{self, Counter};
 use serde_json::json;
 
@@ -24,7 +24,7 @@ pub fn me(_ctx: &Ctx, user: AuthUser, _input: &Input) -> Result<Reply, ApiError>
 /// POST /auth/password: checks the current password as a login does (a
 /// wrong one counts toward the account's lockout), applies the registration
 /// rules to the new one, and ends every session the account has, this one
-/// included.
+/// included, by giving the account a new id.
 pub fn change_password(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiError> {
     let mut fields =
         json_fields(input.headers, input.body)?.only(&["current_password", "new_password"])?;
@@ -82,7 +82,10 @@ pub fn change_password(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply
     lockout::succeed(ctx.store, ticket)?;
     let new_hash = passwords::hash(&new, cost)?;
 
-    let latest = sessions::latest_number(ctx.store, &user.username)?;
+    // A new account id ends every session at once: each token and refresh
+    // family names the id it was issued under, including those of a login
+    // that checked the old password and has not answered yet.
+    let new_account_id = to_hex(&random_bytes::<16>()?);
     let mut new_hash = Some(new_hash);
     let changed = lease::change_user(ctx.store, ctx.clock, &user.username, &mut |record| {
         // Changed since the check (another password, another account): the
@@ -93,7 +96,7 @@ pub fn change_password(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply
             return Err(ApiError::Busy);
         }
         record.password_hash = new_hash.take().unwrap_or_default();
-        record.end_sessions_before(latest + 1, None);
+        record.account_id = Some(new_account_id.clone());
         Ok(())
     })?;
     changed.ok_or(ApiError::InvalidToken)?;

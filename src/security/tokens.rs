@@ -7,7 +7,8 @@
 //! A token names an account, not just a username: `aid` carries the
 //! account's random id (see `User::account_id`), and the guard accepts the
 //! token only while the stored record holds that same id. A name deleted and
-//! registered again is a new account, so its former holder's tokens die.
+//! registered again is a new account, and a password change gives the
+//! account a new id, so the tokens issued before either die.
 //! `sid` names the session (see `sessions`) the token was issued for, so
 //! ending that session ends the token too.
 

@@ -80,6 +80,13 @@ impl TestResponse {
             .expect("response has an access_token")
             .to_owned()
     }
+
+    pub fn refresh_token(&self) -> String {
+        self.body["refresh_token"]
+            .as_str()
+            .expect("response has a refresh_token")
+            .to_owned()
+    }
 }
 
 impl Default for TestApp {
@@ -220,6 +227,37 @@ impl TestApp {
             "/auth/login",
             &json!({ "username": username, "password": password }),
             ip,
+        )
+    }
+
+    /// Any request, with a Bearer token and a JSON body when given.
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        let mut req = self.request(method, path, "192.0.2.1");
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let bytes = match body {
+            Some(body) => {
+                req = req.header("content-type", "application/json");
+                body.to_string().into_bytes()
+            }
+            None => Vec::new(),
+        };
+        self.send(req.body(bytes).unwrap())
+    }
+
+    /// POST /auth/refresh with `refresh_token`.
+    pub fn refresh(&self, refresh_token: &str) -> TestResponse {
+        self.post_json(
+            "/auth/refresh",
+            &json!({ "refresh_token": refresh_token }),
+            "192.0.2.30",
         )
     }
 

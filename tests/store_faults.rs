@@ -31,10 +31,19 @@ const NAME_FREED_AFTER_SECS: u64 = 600;
 /// Where the request under test comes from.
 const CLIENT_IP: &str = "198.51.100.77";
 
-/// A scene to fail a request in: the app, and a token the request may need.
+/// A scene to fail a request in: the app, the admin token the request may
+/// need, and sessions of the user it is about.
 struct Fixture {
     app: TestApp,
     token: String,
+    pairs: Vec<Pair>,
+}
+
+/// One session's tokens, as a login or a refresh handed them out.
+#[derive(Clone, Debug)]
+struct Pair {
+    access: String,
+    refresh: String,
 }
 
 impl Fixture {
@@ -42,6 +51,7 @@ impl Fixture {
         Self {
             app,
             token: String::new(),
+            pairs: Vec::new(),
         }
     }
 
@@ -60,6 +70,7 @@ impl Fixture {
         Fixture {
             app,
             token: self.token.clone(),
+            pairs: self.pairs.clone(),
         }
     }
 }
@@ -139,70 +150,98 @@ fn sweep(case: Case) -> usize {
     }
     (case.after)(&fx);
 
+    // Every failed run is tried, and the sweep fails listing each one that
+    // went wrong, so one finding does not hide the next.
+    let mut wrong = Vec::new();
     for fault in [Fault::Lost, Fault::Unanswered] {
         for i in 0..n {
-            let fx = (case.setup)();
-            let before = fx.app.store.snapshot();
-            let lines = fx.app.audit.lines().len();
-            let hit: Arc<Mutex<Option<(Op, String)>>> = Arc::default();
-            let seen = hit.clone();
-            fx.app.store.fail_when(move |call, op, key| {
-                if call == i {
-                    *seen.lock().unwrap() = Some((op, key.to_owned()));
-                }
-                matches!(fault, Fault::Lost) && call == i
-            });
-            let res = match fault {
-                Fault::Lost => fx.app.send((case.request)(&fx)),
-                Fault::Unanswered => {
-                    let store = Unanswered {
-                        inner: &fx.app.store,
-                        at: i,
-                        seen: AtomicUsize::new(0),
-                    };
-                    fx.app.send_through(&store, (case.request)(&fx))
-                }
-            };
-            fx.app.store.stop_failing();
-            let (op, key) = hit
-                .lock()
-                .unwrap()
-                .clone()
-                .unwrap_or_else(|| panic!("{}: call {i} never made", case.name));
-            let at = format!("{}: {fault:?} call {i} ({op:?} {key})", case.name);
-            eprintln!("{at}");
-
-            let (status, code) = case.failed;
-            assert_error(&res, status, code);
-            let text = String::from_utf8_lossy(&res.raw);
-            assert!(
-                !text.contains("simulated") && !text.contains(&key),
-                "{at}: {text}"
-            );
-            let events: Vec<serde_json::Value> = fx.app.audit_events()[lines..].to_vec();
-            let internal: Vec<_> = events
-                .iter()
-                .filter(|e| e["event"] == "internal_error")
-                .collect();
-            assert_eq!(internal.len(), 1, "{at}: {events:?}");
-            assert_eq!(internal[0]["outcome"], "error", "{at}");
-            assert!(
-                internal[0]["reason"]
-                    .as_str()
-                    .is_some_and(|r| r.contains("simulated")),
-                "{at}: the detail goes to the audit log: {events:?}"
-            );
-            assert!(
-                events.iter().all(|e| e["outcome"] != "success"),
-                "{at}: a failed request logged as a success: {events:?}"
-            );
-            if case.read_only {
-                assert_eq!(fx.app.store.snapshot(), before, "{at}: store changed");
+            let mut at = format!("{}: {fault:?} call {i}", case.name);
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                fail_one(&case, fault, i, &mut at)
+            }));
+            if let Err(panic) = run {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)");
+                wrong.push(format!("{at}: {message}"));
             }
-            (case.after)(&fx);
         }
     }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} failed runs went wrong:\n{}",
+        wrong.len(),
+        2 * n,
+        wrong.join("\n")
+    );
     n
+}
+
+/// One run of `case` with store call `i` failing as `fault`; `at` names the
+/// run (with the call's operation and key, once known) for the report.
+fn fail_one(case: &Case, fault: Fault, i: usize, at: &mut String) {
+    let fx = (case.setup)();
+    let before = fx.app.store.snapshot();
+    let lines = fx.app.audit.lines().len();
+    let hit: Arc<Mutex<Option<(Op, String)>>> = Arc::default();
+    let seen = hit.clone();
+    fx.app.store.fail_when(move |call, op, key| {
+        if call == i {
+            *seen.lock().unwrap() = Some((op, key.to_owned()));
+        }
+        matches!(fault, Fault::Lost) && call == i
+    });
+    let res = match fault {
+        Fault::Lost => fx.app.send((case.request)(&fx)),
+        Fault::Unanswered => {
+            let store = Unanswered {
+                inner: &fx.app.store,
+                at: i,
+                seen: AtomicUsize::new(0),
+            };
+            fx.app.send_through(&store, (case.request)(&fx))
+        }
+    };
+    fx.app.store.stop_failing();
+    let (op, key) = hit
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| panic!("{}: call {i} never made", case.name));
+    *at = format!("{}: {fault:?} call {i} ({op:?} {key})", case.name);
+    let at = at.clone();
+    eprintln!("{at}");
+
+    let (status, code) = case.failed;
+    assert_error(&res, status, code);
+    let text = String::from_utf8_lossy(&res.raw);
+    assert!(
+        !text.contains("simulated") && !text.contains(&key),
+        "{at}: {text}"
+    );
+    let events: Vec<serde_json::Value> = fx.app.audit_events()[lines..].to_vec();
+    let internal: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "internal_error")
+        .collect();
+    assert_eq!(internal.len(), 1, "{at}: {events:?}");
+    assert_eq!(internal[0]["outcome"], "error", "{at}");
+    assert!(
+        internal[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("simulated")),
+        "{at}: the detail goes to the audit log: {events:?}"
+    );
+    assert!(
+        events.iter().all(|e| e["outcome"] != "success"),
+        "{at}: a failed request logged as a success: {events:?}"
+    );
+    if case.read_only {
+        assert_eq!(fx.app.store.snapshot(), before, "{at}: store changed");
+    }
+    (case.after)(&fx);
 }
 
 // ---- requests -------------------------------------------------------------
@@ -257,7 +296,11 @@ fn with_alice_and_root() -> Fixture {
         201
     );
     let token = app.admin_token("root");
-    Fixture { app, token }
+    Fixture {
+        app,
+        token,
+        pairs: Vec::new(),
+    }
 }
 
 /// As [`with_alice_and_root`], with `failures` wrong passwords for alice.
@@ -670,4 +713,806 @@ fn health_failing_at_any_store_call_is_a_503_logged_as_an_internal_error() {
             assert!(fx.app.store.is_empty());
         },
     });
+}
+
+// ---- sessions, accounts and the admin's actions on users -------------------
+//
+// Each change of an existing user record holds the record's lease; a lease
+// a failure left behind blocks the record for at most two epochs.
+
+/// A lease a failed request left frees its record after at most this long
+/// (two 30-second epochs, and a second of margin).
+const LEASE_FREED_AFTER_SECS: u64 = 61;
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+fn bearer_request(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+) -> Request<Vec<u8>> {
+    let req = app
+        .request(method, path, CLIENT_IP)
+        .header("authorization", format!("Bearer {token}"));
+    match body {
+        Some(body) => req
+            .header("content-type", "application/json")
+            .body(body.to_string().into_bytes()),
+        None => req.body(Vec::new()),
+    }
+    .unwrap()
+}
+
+fn refresh_request(app: &TestApp, refresh: &str) -> Request<Vec<u8>> {
+    json_request(app, "/auth/refresh", &json!({ "refresh_token": refresh }))
+}
+
+/// POST /auth/logout?scope=`scope` as `this`, naming `body` in the body.
+fn logout_request(
+    app: &TestApp,
+    scope: &str,
+    this: &Pair,
+    body: Option<&Pair>,
+) -> Request<Vec<u8>> {
+    let body = body.map(|p| json!({ "refresh_token": p.refresh }));
+    let path = format!("/auth/logout?scope={scope}");
+    bearer_request(app, Method::POST, &path, &this.access, body.as_ref())
+}
+
+fn password_request(app: &TestApp, access: &str, current: &str, new: &str) -> Request<Vec<u8>> {
+    let body = json!({ "current_password": current, "new_password": new });
+    bearer_request(app, Method::POST, "/auth/password", access, Some(&body))
+}
+
+fn role_request(app: &TestApp, admin: &str, user: &str, role: &str) -> Request<Vec<u8>> {
+    let path = format!("/admin/users/{user}/role");
+    bearer_request(
+        app,
+        Method::PUT,
+        &path,
+        admin,
+        Some(&json!({ "role": role })),
+    )
+}
+
+fn delete_request(app: &TestApp, admin: &str, user: &str) -> Request<Vec<u8>> {
+    let path = format!("/admin/users/{user}");
+    bearer_request(app, Method::DELETE, &path, admin, None)
+}
+
+fn unlock_request(app: &TestApp, admin: &str, user: &str) -> Request<Vec<u8>> {
+    let path = format!("/admin/users/{user}/unlock");
+    bearer_request(app, Method::POST, &path, admin, None)
+}
+
+fn revoke_request(app: &TestApp, admin: &str, user: &str) -> Request<Vec<u8>> {
+    let path = format!("/admin/users/{user}/sessions/revoke");
+    bearer_request(app, Method::POST, &path, admin, None)
+}
+
+fn pair_of(res: &TestResponse) -> Pair {
+    assert_eq!(res.status, 200, "{}", res.body);
+    Pair {
+        access: res.token(),
+        refresh: res.body["refresh_token"]
+            .as_str()
+            .expect("a refresh_token")
+            .to_owned(),
+    }
+}
+
+/// Sends what `make` builds, as a careful client would: on 503
+/// `account_busy` (a lease a failure left), it waits out two lease epochs
+/// and sends it once more, which must then not be busy.
+fn send_retrying(app: &TestApp, make: impl Fn() -> Request<Vec<u8>>) -> TestResponse {
+    let res = app.send(make());
+    if res.status != 503 {
+        return res;
+    }
+    assert_error(&res, 503, "account_busy");
+    assert_eq!(res.header("retry-after"), "1");
+    eprintln!("  busy: waiting out the lease");
+    app.clock.advance_secs(LEASE_FREED_AFTER_SECS);
+    let res = app.send(make());
+    assert_ne!(
+        res.status, 503,
+        "busy beyond two lease epochs: {}",
+        res.body
+    );
+    res
+}
+
+/// `user` logs in with `password` from a fresh address, after the lock it
+/// finds (which ends within one lock duration), if any.
+fn log_in(app: &TestApp, user: &str, password: &str) -> Pair {
+    let first = app.login_from(user, password, &fresh_ip());
+    if first.status == 423 {
+        let retry: u64 = first.header("retry-after").parse().unwrap();
+        assert!((1..=LOCK_SECS).contains(&retry), "Retry-After {retry}");
+        app.clock.advance_secs(retry);
+        return pair_of(&app.login_from(user, password, &fresh_ip()));
+    }
+    pair_of(&first)
+}
+
+/// Whether `access` is let in (otherwise it is refused as an invalid token).
+fn access_works(app: &TestApp, access: &str) -> bool {
+    let res = app.get("/auth/protected", Some(access));
+    if res.status == 200 {
+        return true;
+    }
+    assert_error(&res, 401, "invalid_token");
+    false
+}
+
+/// Refreshes `refresh` (a careful client: it retries once a busy account
+/// is free again): the new pair, or `None` when refused as invalid.
+fn refresh_of(app: &TestApp, refresh: &str) -> Option<Pair> {
+    let res = send_retrying(app, || refresh_request(app, refresh));
+    if res.status == 200 {
+        return Some(pair_of(&res));
+    }
+    assert_error(&res, 401, "invalid_token");
+    None
+}
+
+/// Neither token of `pair` gets anything any more.
+fn assert_session_over(app: &TestApp, pair: &Pair, what: &str) {
+    assert!(!access_works(app, &pair.access), "{what}: access let in");
+    assert!(
+        refresh_of(app, &pair.refresh).is_none(),
+        "{what}: refresh token refreshed"
+    );
+}
+
+/// A login of `user` gives a session whose access works and whose refresh
+/// token works exactly once.
+fn assert_fresh_session_works(app: &TestApp, user: &str, password: &str) {
+    let p = log_in(app, user, password);
+    assert!(
+        access_works(app, &p.access),
+        "a fresh login's access refused"
+    );
+    let q = refresh_of(app, &p.refresh).expect("a fresh login's refresh works");
+    assert!(access_works(app, &q.access), "a refreshed access refused");
+    assert!(refresh_of(app, &q.refresh).is_some(), "a second rotation");
+}
+
+fn stored_role(app: &TestApp, user: &str) -> Option<String> {
+    let record = app.store.get(&format!("user:{user}")).unwrap()?;
+    let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    Some(record["role"].as_str().unwrap().to_owned())
+}
+
+/// Two lease epochs on, `user`'s record can be changed (no lease a failure
+/// left is permanent): the admin sets the role it has, which takes the lease
+/// and writes the record.
+fn changeable_later(fx: &Fixture, user: &str) {
+    let app = &fx.app;
+    app.clock.advance_secs(LEASE_FREED_AFTER_SECS);
+    let role = stored_role(app, user).expect("the user exists");
+    let res = app.send(role_request(app, &fx.token, user, &role));
+    assert_eq!(res.status, 200, "{user} unchangeable: {}", res.body);
+}
+
+// ---- scenes ----
+
+/// As [`with_alice_and_root`], with `sessions` logins of alice.
+fn alice_signed_in(sessions: usize) -> Fixture {
+    let mut fx = with_alice_and_root();
+    fx.pairs = (0..sessions)
+        .map(|_| log_in(&fx.app, "alice", PASSWORD))
+        .collect();
+    fx
+}
+
+/// Alice, signed in; her first refresh token already spent on a refresh.
+/// `pairs`: the login's (its refresh token retired), then the refresh's.
+fn alice_refreshed() -> Fixture {
+    let mut fx = alice_signed_in(1);
+    let next = refresh_of(&fx.app, &fx.pairs[0].refresh).unwrap();
+    fx.pairs.push(next);
+    fx
+}
+
+/// As [`with_alice_and_root`], with a second admin, "deputy".
+fn with_deputy() -> Fixture {
+    let mut fx = with_alice_and_root();
+    assert_eq!(fx.app.register_admin("deputy").status, 201);
+    fx.pairs = vec![log_in(&fx.app, "deputy", PASSWORD)];
+    fx
+}
+
+// ---- login, with its session ----
+
+/// After a successful login: alice can log in again, and that session's
+/// tokens work, its refresh token exactly once (a second try is reuse, and
+/// ends the session).
+fn login_session_after(fx: &Fixture) {
+    login_after(fx, THRESHOLD - 1..=THRESHOLD, LOCK_SECS, false);
+    let app = &fx.app;
+    let p = log_in(app, "alice", PASSWORD);
+    assert!(access_works(app, &p.access));
+    let q = refresh_of(app, &p.refresh).expect("a later login's refresh works");
+    assert!(access_works(app, &q.access));
+    assert!(refresh_of(app, &p.refresh).is_none(), "refreshed twice");
+    assert_session_over(app, &q, "after reuse");
+    assert_fresh_session_works(app, "alice", PASSWORD);
+}
+
+#[test]
+fn a_login_failing_at_any_store_call_starts_no_session_and_spoils_no_later_one() {
+    let calls = sweep(Case {
+        name: "login with session",
+        setup: with_alice_and_root,
+        request: |fx| login_request(&fx.app, "alice", PASSWORD),
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: login_session_after,
+    });
+    // The eight of a successful login before, and the session's three:
+    // the family counter, the slot's rotation counter, the family record.
+    assert_eq!(calls, 8 + 3, "login");
+}
+
+// ---- refresh ----
+
+/// After a rotation of the login's refresh token: that token works at most
+/// once more (when the rotation never happened); otherwise the session is
+/// cleanly over. A fresh login always works.
+fn rotation_after(fx: &Fixture) {
+    let app = &fx.app;
+    let p0 = &fx.pairs[0];
+    match refresh_of(app, &p0.refresh) {
+        Some(q) => {
+            eprintln!("  old token refreshed once more");
+            assert!(access_works(app, &q.access));
+            assert!(refresh_of(app, &p0.refresh).is_none(), "refreshed twice");
+            assert_session_over(app, &q, "after reuse");
+        }
+        None => {
+            eprintln!("  session over");
+            assert!(refresh_of(app, &p0.refresh).is_none());
+        }
+    }
+    assert!(!access_works(app, &p0.access), "a reused session's access");
+    assert_fresh_session_works(app, "alice", PASSWORD);
+}
+
+#[test]
+fn a_refresh_failing_at_any_store_call_never_refreshes_one_token_twice() {
+    let calls = sweep(Case {
+        name: "refresh",
+        setup: || alice_signed_in(1),
+        request: |fx| refresh_request(&fx.app, &fx.pairs[0].refresh),
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: rotation_after,
+    });
+    // Family, record, rotation counter, successor, key, counter.
+    assert_eq!(calls, 6, "refresh");
+}
+
+/// After a retired refresh token came back: presented again, it ends the
+/// session, access tokens and all; the current token (the thief's, say)
+/// is refreshed at most once, however the two race.
+fn reuse_after(fx: &Fixture) {
+    let (retired, current) = (&fx.pairs[0], &fx.pairs[1]);
+    let a = fx.fork();
+    assert!(refresh_of(&a.app, &retired.refresh).is_none());
+    assert_session_over(&a.app, current, "current, after the retired came back");
+    assert!(!access_works(&a.app, &retired.access));
+    assert_fresh_session_works(&a.app, "alice", PASSWORD);
+
+    let b = fx.fork();
+    if let Some(q) = refresh_of(&b.app, &current.refresh) {
+        eprintln!("  current token refreshed once");
+        assert!(refresh_of(&b.app, &current.refresh).is_none());
+        assert!(refresh_of(&b.app, &retired.refresh).is_none());
+        assert_session_over(&b.app, &q, "after the retired came back");
+    } else {
+        assert!(refresh_of(&b.app, &current.refresh).is_none());
+    }
+    assert!(!access_works(&b.app, &current.access));
+}
+
+#[test]
+fn a_refresh_token_reuse_failing_at_any_store_call_leaves_the_session_revocable() {
+    let calls = sweep(Case {
+        name: "refresh reuse",
+        setup: alice_refreshed,
+        request: |fx| refresh_request(&fx.app, &fx.pairs[0].refresh),
+        healthy: 401,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: reuse_after,
+    });
+    // Family; revoke (family, poison, delete); the record under its lease
+    // (two takes, read, write, two releases); counter.
+    assert_eq!(calls, 1 + 3 + 6 + 1, "refresh reuse");
+}
+
+// ---- logout ----
+
+/// After a logout as session 0 (naming session 1 in the body if `named`),
+/// in `scope`: the sessions it ends may not have ended yet, the others
+/// have not; the logout retried (healthy) is done or finds itself done;
+/// then the ended sessions stay ended, the others work, and the account can
+/// be changed within two lease epochs.
+fn logout_after(fx: &Fixture, scope: &str, named: bool) {
+    let app = &fx.app;
+    let (this, other) = (&fx.pairs[0], &fx.pairs[1]);
+    let (ends_this, ends_other) = match scope {
+        "local" => (true, named),
+        "global" => (true, true),
+        "others" => (false, true),
+        _ => unreachable!(),
+    };
+    if !ends_this {
+        assert!(access_works(app, &this.access), "this session ended");
+    }
+    if !ends_other {
+        assert!(access_works(app, &other.access), "other session ended");
+    }
+    let body = named.then_some(other);
+    let res = send_retrying(app, || logout_request(app, scope, this, body));
+    if res.status != 204 {
+        eprintln!("  logout was done");
+        assert!(ends_this, "{}", res.body);
+        assert_error(&res, 401, "invalid_token");
+    }
+    for _ in 0..2 {
+        for (pair, ended, what) in [(this, ends_this, "this"), (other, ends_other, "other")] {
+            if ended {
+                assert_session_over(app, pair, what);
+            } else {
+                assert!(access_works(app, &pair.access), "{what} session ended");
+            }
+        }
+        // Still so later.
+        app.clock.advance_secs(LEASE_FREED_AFTER_SECS);
+    }
+    for (pair, ended) in [(this, ends_this), (other, ends_other)] {
+        if !ended {
+            let q = refresh_of(app, &pair.refresh).expect("a kept session refreshes");
+            assert!(access_works(app, &q.access));
+        }
+    }
+    changeable_later(fx, "alice");
+    assert_fresh_session_works(app, "alice", PASSWORD);
+}
+
+#[test]
+fn a_local_logout_failing_at_any_store_call_can_be_retried_and_then_holds() {
+    let calls = sweep(Case {
+        name: "logout local",
+        setup: || alice_signed_in(2),
+        request: |fx| logout_request(&fx.app, "local", &fx.pairs[0], None),
+        healthy: 204,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: |fx| logout_after(fx, "local", false),
+    });
+    // Key, record; the record under its lease; revoke; counter.
+    assert_eq!(calls, 2 + 6 + 3 + 1, "logout local");
+}
+
+#[test]
+fn a_local_logout_naming_another_session_failing_at_any_store_call_can_be_retried() {
+    let calls = sweep(Case {
+        name: "logout local, named",
+        setup: || alice_signed_in(2),
+        request: |fx| logout_request(&fx.app, "local", &fx.pairs[0], Some(&fx.pairs[1])),
+        healthy: 204,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: |fx| logout_after(fx, "local", true),
+    });
+    // Key, record, the named family; the record under its lease; two
+    // revokes; counter.
+    assert_eq!(calls, 3 + 6 + 2 * 3 + 1, "logout local, named");
+}
+
+#[test]
+fn a_global_logout_failing_at_any_store_call_can_be_retried_and_then_holds() {
+    let calls = sweep(Case {
+        name: "logout global",
+        setup: || alice_signed_in(2),
+        request: |fx| logout_request(&fx.app, "global", &fx.pairs[0], None),
+        healthy: 204,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: |fx| logout_after(fx, "global", false),
+    });
+    // Key, record, session counter; the record under its lease; counter.
+    assert_eq!(calls, 3 + 6 + 1, "logout global");
+}
+
+#[test]
+fn an_others_logout_failing_at_any_store_call_can_be_retried_and_then_holds() {
+    let calls = sweep(Case {
+        name: "logout others",
+        setup: || alice_signed_in(2),
+        request: |fx| logout_request(&fx.app, "others", &fx.pairs[0], None),
+        healthy: 204,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: |fx| logout_after(fx, "others", false),
+    });
+    assert_eq!(calls, 3 + 6 + 1, "logout others");
+}
+
+// ---- password change ----
+
+/// After a password change: exactly one of the two passwords logs in; if
+/// the old, nothing changed and a retry works; then only the new one logs
+/// in, every earlier session is over, and the account can be changed again
+/// within two lease epochs.
+fn password_after(fx: &Fixture) {
+    let app = &fx.app;
+    let p0 = &fx.pairs[0];
+    let old = app.login_from("alice", PASSWORD, &fresh_ip());
+    let new = app.login_from("alice", NEW_PASSWORD, &fresh_ip());
+    eprintln!("  old {}, new {}", old.status, new.status);
+    let mut earlier = vec![p0.clone()];
+    match (old.status, new.status) {
+        (200, 401) => {
+            assert!(
+                access_works(app, &p0.access),
+                "sessions ended, password kept"
+            );
+            earlier.push(pair_of(&old));
+            let res = send_retrying(app, || {
+                password_request(app, &p0.access, PASSWORD, NEW_PASSWORD)
+            });
+            assert_eq!(res.status, 204, "the retry: {}", res.body);
+        }
+        (401, 200) => earlier.push(pair_of(&new)),
+        _ => panic!(
+            "old password {}: {}, new {}: {}",
+            old.status, old.body, new.status, new.body
+        ),
+    }
+    assert_error(
+        &app.login_from("alice", PASSWORD, &fresh_ip()),
+        401,
+        "invalid_credentials",
+    );
+    // The login with the new password just now was before the retry, or
+    // the change was done before it: only p0 and the old login must be over.
+    assert_session_over(app, p0, "the changing session");
+    if old.status == 200 {
+        assert_session_over(app, &earlier[1], "a session of the old password");
+    }
+    let p = log_in(app, "alice", NEW_PASSWORD);
+    assert!(access_works(app, &p.access));
+    app.clock.advance_secs(LEASE_FREED_AFTER_SECS);
+    let res = app.send(password_request(app, &p.access, NEW_PASSWORD, PASSWORD));
+    assert_eq!(res.status, 204, "changed back: {}", res.body);
+    assert_fresh_session_works(app, "alice", PASSWORD);
+}
+
+#[test]
+fn a_password_change_failing_at_any_store_call_leaves_exactly_one_password() {
+    let calls = sweep(Case {
+        name: "password change",
+        setup: || alice_signed_in(1),
+        request: |fx| password_request(&fx.app, &fx.pairs[0].access, PASSWORD, NEW_PASSWORD),
+        healthy: 204,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: password_after,
+    });
+    // Key, record; lockout (lock, ticket, streak over); the record under
+    // its lease (a new password and account id); counter.
+    assert_eq!(calls, 2 + 3 + 6 + 1, "password change");
+}
+
+// ---- the admin's actions on users ----
+
+/// Demoting every admin but root, then root, leaves root: refused as the
+/// last admin, demoted or deleted. So the admin count is never above the
+/// stored admins (or the last one could go), nor below them (or an admin
+/// who is not the last could never be demoted).
+fn last_admin_stays(fx: &Fixture) {
+    let app = &fx.app;
+    let (_, admins) = stored_accounts(app);
+    let counted = counter(app, "admins");
+    eprintln!("  admins: counted {counted}, stored {admins}");
+    let others: Vec<String> = ["alice", "deputy"]
+        .into_iter()
+        .filter(|name| stored_role(app, name).as_deref() == Some("admin"))
+        .map(String::from)
+        .collect();
+    for name in &others {
+        let res = send_retrying(app, || role_request(app, &fx.token, name, "user"));
+        assert_eq!(
+            res.status, 200,
+            "demoting {name}, one of {admins} admins (counted {counted}): {}",
+            res.body
+        );
+    }
+    let res = send_retrying(app, || role_request(app, &fx.token, "root", "user"));
+    assert_eq!(
+        res.status, 409,
+        "the last admin demoted ({admins} admins stored, {counted} counted): {}",
+        res.body
+    );
+    assert_error(&res, 409, "last_admin");
+    let res = send_retrying(app, || delete_request(app, &fx.token, "root"));
+    assert_error(&res, 409, "last_admin");
+    assert_eq!(stored_accounts(app).1, 1);
+    assert_eq!(counter(app, "admins"), 1);
+}
+
+fn promote_after(fx: &Fixture) {
+    let app = &fx.app;
+    let res = send_retrying(app, || role_request(app, &fx.token, "alice", "admin"));
+    assert_eq!(res.status, 200, "the retry: {}", res.body);
+    assert_eq!(res.body["role"], "admin");
+    let p = log_in(app, "alice", PASSWORD);
+    let dashboard = app.get("/admin/dashboard", Some(&p.access));
+    assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+    last_admin_stays(fx);
+}
+
+#[test]
+fn a_promotion_failing_at_any_store_call_can_be_retried_and_counts_admins_right() {
+    let calls = sweep(Case {
+        name: "promote",
+        setup: with_alice_and_root,
+        request: |fx| role_request(&fx.app, &fx.token, "alice", "admin"),
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: promote_after,
+    });
+    // Key, admin; the record under its lease; admins, actions, lock.
+    assert_eq!(calls, 2 + 6 + 3, "promote");
+}
+
+fn demote_after(fx: &Fixture) {
+    let app = &fx.app;
+    let res = send_retrying(app, || role_request(app, &fx.token, "deputy", "user"));
+    assert_eq!(res.status, 200, "the retry: {}", res.body);
+    assert_eq!(res.body["role"], "user");
+    let dashboard = app.get("/admin/dashboard", Some(&fx.pairs[0].access));
+    assert_error(&dashboard, 403, "forbidden");
+    last_admin_stays(fx);
+}
+
+#[test]
+fn a_demotion_failing_at_any_store_call_never_lets_the_last_admin_go() {
+    let calls = sweep(Case {
+        name: "demote",
+        setup: with_deputy,
+        request: |fx| role_request(&fx.app, &fx.token, "deputy", "user"),
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: demote_after,
+    });
+    // Key, admin; the record under its lease, with the admins decrement
+    // inside; actions, lock.
+    assert_eq!(calls, 2 + 7 + 2, "demote");
+}
+
+/// Alice, signed in (session 2) after a global logout of session 1, so her
+/// record ends sessions below 2.
+fn alice_after_a_global_logout() -> Fixture {
+    let mut fx = alice_signed_in(1);
+    let res = fx
+        .app
+        .send(logout_request(&fx.app, "global", &fx.pairs[0], None));
+    assert_eq!(res.status, 204, "{}", res.body);
+    fx.pairs = vec![log_in(&fx.app, "alice", PASSWORD)];
+    fx
+}
+
+/// After a deletion of alice: if she is still there, her account works
+/// whole (a new session's tokens included); the delete retried is done or
+/// finds her gone; then none of her tokens works, also once a stranger has
+/// the name (within the documented time), and the listing and the users
+/// count agree with the records.
+fn delete_after(fx: &Fixture) {
+    let app = &fx.app;
+    let p0 = &fx.pairs[0];
+    let mut sessions = vec![p0.clone()];
+    if access_works(app, &p0.access) {
+        eprintln!("  alice still there");
+        let p = log_in(app, "alice", PASSWORD);
+        assert!(
+            access_works(app, &p.access),
+            "alice is still there, but her new login's access token is refused"
+        );
+        sessions.push(p);
+    } else {
+        assert!(refresh_of(app, &p0.refresh).is_none());
+        let res = app.login_from("alice", PASSWORD, &fresh_ip());
+        assert_error(&res, 401, "invalid_credentials");
+    }
+    let res = send_retrying(app, || delete_request(app, &fx.token, "alice"));
+    if res.status != 204 {
+        eprintln!("  alice was gone");
+        assert_error(&res, 404, "user_not_found");
+    }
+    for p in &sessions {
+        assert_session_over(app, p, "deleted alice");
+    }
+    let stranger = "a stranger's password";
+    let mut res = app.register_from("alice", stranger, &fresh_ip());
+    if res.status == 409 {
+        app.clock.advance_secs(NAME_FREED_AFTER_SECS);
+        res = app.register_from("alice", stranger, &fresh_ip());
+    }
+    assert_eq!(res.status, 201, "{}", res.body);
+    for p in &sessions {
+        assert_session_over(app, p, "deleted alice, name taken again");
+    }
+    assert_error(
+        &app.login_from("alice", PASSWORD, &fresh_ip()),
+        401,
+        "invalid_credentials",
+    );
+    assert_fresh_session_works(app, "alice", stranger);
+    let res = app.get("/admin/users", Some(&fx.token));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let listed = res.body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["username"] == "alice")
+        .count();
+    assert_eq!(listed, 1, "{}", res.body);
+    let (accounts, _) = stored_accounts(app);
+    let users = counter(app, "users");
+    eprintln!("  users: counted {users}, stored {accounts}");
+    assert!((accounts..=accounts + 1).contains(&users));
+}
+
+#[test]
+fn a_user_deletion_failing_at_any_store_call_can_be_retried_and_ends_every_token() {
+    let calls = sweep(Case {
+        name: "delete user",
+        setup: alice_after_a_global_logout,
+        request: |fx| delete_request(&fx.app, &fx.token, "alice"),
+        healthy: 204,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: delete_after,
+    });
+    // Key, admin; lease taken, record, twenty session keys and the session
+    // counter, lockout (lock, counter, lock), record, lease given back;
+    // index entry, two claim keys, users, actions.
+    assert_eq!(calls, 2 + 3 + 21 + 3 + 1 + 2 + 5, "delete user");
+}
+
+fn delete_admin_after(fx: &Fixture) {
+    let app = &fx.app;
+    let res = send_retrying(app, || delete_request(app, &fx.token, "deputy"));
+    assert!([204, 404].contains(&res.status), "the retry: {}", res.body);
+    if res.status == 404 {
+        assert_error(&res, 404, "user_not_found");
+    }
+    assert_session_over(app, &fx.pairs[0], "deleted deputy");
+    last_admin_stays(fx);
+}
+
+#[test]
+fn an_admin_deletion_failing_at_any_store_call_never_lets_the_last_admin_go() {
+    let calls = sweep(Case {
+        name: "delete admin",
+        setup: with_deputy,
+        request: |fx| delete_request(&fx.app, &fx.token, "deputy"),
+        healthy: 204,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: delete_admin_after,
+    });
+    // As a user's, and the admins decrement.
+    assert_eq!(calls, 2 + 3 + 1 + 21 + 3 + 1 + 2 + 5, "delete admin");
+}
+
+/// After an unlock of alice: without a retry she gets in within the lock
+/// she had; with one, at once, on a fresh streak.
+fn unlock_after(fx: &Fixture) {
+    let a = fx.fork();
+    owner_gets_in(&a.app, "alice", LOCK_SECS - 100);
+    let app = &fx.app;
+    let res = app.send(unlock_request(app, &fx.token, "alice"));
+    assert_eq!(res.status, 204, "the retry: {}", res.body);
+    assert_eq!(failures_left(app, "alice"), THRESHOLD);
+    // That streak locked her again; the admin's next unlock ends it too.
+    let res = app.send(unlock_request(app, &fx.token, "alice"));
+    assert_eq!(res.status, 204, "{}", res.body);
+    assert_fresh_session_works(app, "alice", PASSWORD);
+}
+
+#[test]
+fn an_unlock_failing_at_any_store_call_never_leaves_a_lasting_lock() {
+    let calls = sweep(Case {
+        name: "unlock",
+        setup: alice_locked,
+        request: |fx| unlock_request(&fx.app, &fx.token, "alice"),
+        healthy: 204,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: unlock_after,
+    });
+    // Key, admin, record, lock, the unlocking lock, actions.
+    assert_eq!(calls, 6, "unlock");
+}
+
+/// After an admin's revoke of alice's sessions: both ended or neither; the
+/// retry works; then neither works, ever, and a fresh login does.
+fn revoke_after(fx: &Fixture) {
+    let app = &fx.app;
+    let (p0, p1) = (&fx.pairs[0], &fx.pairs[1]);
+    let alive = (access_works(app, &p0.access), access_works(app, &p1.access));
+    assert!(alive.0 == alive.1, "one session ended: {alive:?}");
+    let res = send_retrying(app, || revoke_request(app, &fx.token, "alice"));
+    assert_eq!(res.status, 204, "the retry: {}", res.body);
+    assert_session_over(app, p0, "revoked");
+    assert_session_over(app, p1, "revoked");
+    changeable_later(fx, "alice");
+    assert_session_over(app, p0, "revoked, later");
+    assert_fresh_session_works(app, "alice", PASSWORD);
+}
+
+#[test]
+fn a_sessions_revoke_failing_at_any_store_call_can_be_retried_and_then_holds() {
+    let calls = sweep(Case {
+        name: "revoke sessions",
+        setup: || alice_signed_in(2),
+        request: |fx| revoke_request(&fx.app, &fx.token, "alice"),
+        healthy: 204,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: revoke_after,
+    });
+    // Key, admin, session counter; the record under its lease; actions.
+    assert_eq!(calls, 3 + 6 + 1, "revoke sessions");
+}
+
+// ---- reads ----
+
+#[test]
+fn the_account_and_admin_reads_failing_at_any_store_call_change_nothing() {
+    let me = sweep(Case {
+        name: "me",
+        setup: || alice_signed_in(1),
+        request: |fx| get_request(&fx.app, "/auth/me", &fx.pairs[0].access),
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: true,
+        after: |fx| {
+            still_served(fx);
+            assert!(access_works(&fx.app, &fx.pairs[0].access));
+        },
+    });
+    let list = sweep(Case {
+        name: "list users",
+        setup: with_alice_and_root,
+        request: |fx| get_request(&fx.app, "/admin/users", &fx.token),
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: true,
+        after: still_served,
+    });
+    let show = sweep(Case {
+        name: "show user",
+        setup: || alice_signed_in(1),
+        request: |fx| get_request(&fx.app, "/admin/users/alice", &fx.token),
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: true,
+        after: still_served,
+    });
+    // me: key, record. list (two users): key, admin, length, then entry,
+    // record and lock per position. show: key, admin, record, lock,
+    // failure counter, ten session slots.
+    assert_eq!((me, list, show), (2, 3 + 2 * 3, 5 + 10));
 }

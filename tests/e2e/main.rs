@@ -281,6 +281,9 @@ fn security_headers_on_every_response(t: Target) {
         assert_eq!(res.header("cache-control"), "no-store");
         assert_eq!(res.header("x-content-type-options"), "nosniff");
         assert!(ids.insert(res.header("x-request-id").to_owned()));
+        // Sent whole, with its length, not chunked.
+        assert_eq!(res.header("content-length"), res.raw.len().to_string());
+        assert_eq!(res.header("transfer-encoding"), "");
     }
 }
 

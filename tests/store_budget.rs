@@ -213,5 +213,5 @@ fn admin_user_routes_keep_their_budgets() {
     // Bounded, whatever the account did: every session slot and lockout
     // key is deleted by name, never found by listing keys.
     let delete = calls(Method::DELETE, "/admin/users/user2", None, 204);
-    assert!(delete <= 45, "{delete}");
+    assert!(delete <= 27, "{delete}");
 }

@@ -1213,39 +1213,41 @@ fn a_password_change_failing_at_any_store_call_leaves_exactly_one_password() {
 
 // ---- the admin's actions on users ----
 
-/// Demoting every admin but root, then root, leaves root: refused as the
-/// last admin, demoted or deleted. So the admin count is never above the
-/// stored admins (or the last one could go), nor below them (or an admin
-/// who is not the last could never be demoted).
+/// The admin count is never above the stored admins (or the last one could
+/// go), and at most one below them: a failure whose store call ran but whose
+/// answer was lost can leave it low, without compare-and-swap, and low only
+/// ever refuses more (README, Sessions: the last admin). Then: demoting
+/// every admin, root last, never demotes the last one; only a low count
+/// refuses one who is not the last.
 fn last_admin_stays(fx: &Fixture) {
     let app = &fx.app;
     let (_, admins) = stored_accounts(app);
     let counted = counter(app, "admins");
     eprintln!("  admins: counted {counted}, stored {admins}");
-    let others: Vec<String> = ["alice", "deputy"]
-        .into_iter()
-        .filter(|name| stored_role(app, name).as_deref() == Some("admin"))
-        .map(String::from)
-        .collect();
-    for name in &others {
-        let res = send_retrying(app, || role_request(app, &fx.token, name, "user"));
-        assert_eq!(
-            res.status, 200,
-            "demoting {name}, one of {admins} admins (counted {counted}): {}",
-            res.body
-        );
-    }
-    let res = send_retrying(app, || role_request(app, &fx.token, "root", "user"));
-    assert_eq!(
-        res.status, 409,
-        "the last admin demoted ({admins} admins stored, {counted} counted): {}",
-        res.body
+    assert!(
+        (admins - 1..=admins).contains(&counted),
+        "admins: counted {counted}, stored {admins}"
     );
-    assert_error(&res, 409, "last_admin");
+    for name in ["alice", "deputy", "root"] {
+        if stored_role(app, name).as_deref() != Some("admin") {
+            continue;
+        }
+        let (_, before) = stored_accounts(app);
+        let low = counter(app, "admins") < before;
+        let res = send_retrying(app, || role_request(app, &fx.token, name, "user"));
+        match res.status {
+            200 => assert!(before > 1, "the last admin ({name}) demoted: {}", res.body),
+            _ => {
+                assert_error(&res, 409, "last_admin");
+                assert!(before == 1 || low, "{name}, one of {before}, refused");
+            }
+        }
+        let (_, after) = stored_accounts(app);
+        assert!(after >= 1 && counter(app, "admins") <= after);
+    }
     let res = send_retrying(app, || delete_request(app, &fx.token, "root"));
     assert_error(&res, 409, "last_admin");
-    assert_eq!(stored_accounts(app).1, 1);
-    assert_eq!(counter(app, "admins"), 1);
+    assert!(stored_accounts(app).1 >= 1);
 }
 
 fn promote_after(fx: &Fixture) {
@@ -1276,7 +1278,14 @@ fn a_promotion_failing_at_any_store_call_can_be_retried_and_counts_admins_right(
 
 fn demote_after(fx: &Fixture) {
     let app = &fx.app;
+    let low = counter(app, "admins") < stored_accounts(app).1;
     let res = send_retrying(app, || role_request(app, &fx.token, "deputy", "user"));
+    if low && res.status == 409 {
+        // The failure left the count low: the fail-safe direction.
+        assert_error(&res, 409, "last_admin");
+        last_admin_stays(fx);
+        return;
+    }
     assert_eq!(res.status, 200, "the retry: {}", res.body);
     assert_eq!(res.body["role"], "user");
     let dashboard = app.get("/admin/dashboard", Some(&fx.pairs[0].access));
@@ -1384,15 +1393,22 @@ fn a_user_deletion_failing_at_any_store_call_can_be_retried_and_ends_every_token
         read_only: false,
         after: delete_after,
     });
-    // Key, admin; lease taken, record, twenty session keys and the session
-    // counter, lockout (lock, counter, lock), record, lease given back;
-    // index entry, two claim keys, users, actions.
-    assert_eq!(calls, 2 + 3 + 21 + 3 + 1 + 2 + 5, "delete user");
+    // Key, admin; lease taken, record, ten session records, lockout (lock,
+    // counter, lock), record, lease given back; index entry, two claim
+    // keys, users, actions.
+    assert_eq!(calls, 2 + 3 + 10 + 3 + 1 + 2 + 5, "delete user");
 }
 
 fn delete_admin_after(fx: &Fixture) {
     let app = &fx.app;
+    let low = counter(app, "admins") < stored_accounts(app).1;
     let res = send_retrying(app, || delete_request(app, &fx.token, "deputy"));
+    if low && res.status == 409 {
+        // The failure left the count low: the fail-safe direction.
+        assert_error(&res, 409, "last_admin");
+        last_admin_stays(fx);
+        return;
+    }
     assert!([204, 404].contains(&res.status), "the retry: {}", res.body);
     if res.status == 404 {
         assert_error(&res, 404, "user_not_found");
@@ -1413,7 +1429,7 @@ fn an_admin_deletion_failing_at_any_store_call_never_lets_the_last_admin_go() {
         after: delete_admin_after,
     });
     // As a user's, and the admins decrement.
-    assert_eq!(calls, 2 + 3 + 1 + 21 + 3 + 1 + 2 + 5, "delete admin");
+    assert_eq!(calls, 2 + 3 + 1 + 10 + 3 + 1 + 2 + 5, "delete admin");
 }
 
 /// After an unlock of alice: without a retry she gets in within the lock

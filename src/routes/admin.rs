@@ -179,7 +179,9 @@ pub fn set_role(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, Api
     let mut fields = json_fields(input.headers, input.body)?.only(&["role"])?;
     let role = Role::parse(&fields.string("role")?).map_err(|r| ApiError::Validation(r.into()))?;
     ctx.client_ip()?;
-    let key = User::key(&username);
+    // Read first: once the role has changed, a failing read must not turn
+    // the answer into a 500 after the change was made and logged.
+    let locked_until = lockout::locked_until(ctx.store, &User::key(&username), ctx.clock.now_ms())?;
     // Whether this change took an admin off the count, to give back if its
     // write fails.
     let mut took_admin = false;
@@ -195,14 +197,13 @@ pub fn set_role(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, Api
     });
     let user = match changed {
         Ok(user) => user.ok_or(ApiError::UserNotFound)?,
-        Err(e) if took_admin => return Err(give_admin_back(ctx, e)),
+        Err(e) if took_admin => return Err(give_admin_back(ctx, &username, e)),
         Err(e) => return Err(e),
     };
     if promoted {
         stats::bump(ctx.store, Counter::Admins)?;
     }
     acted(ctx, Event::RoleChanged, &admin, &username)?;
-    let locked_until = lockout::locked_until(ctx.store, &key, ctx.clock.now_ms())?;
     Ok(Reply::ok(view(&user, locked_until)))
 }
 
@@ -225,7 +226,7 @@ pub fn delete_user(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, 
             .and_then(|()| lease.delete(ctx.clock, &key));
         match cleared {
             Ok(()) => Ok(user),
-            Err(e) if user.role == Role::Admin => Err(give_admin_back(ctx, e)),
+            Err(e) if user.role == Role::Admin => Err(give_admin_back(ctx, &username, e)),
             Err(e) => Err(e),
         }
     })?;
@@ -255,10 +256,17 @@ fn take_admin(ctx: &Ctx, username: &Username) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The demotion or deletion failed after [`take_admin`]: put the admin
-/// back on the count (if that fails too, the count stays low, which only
-/// refuses more).
-fn give_admin_back(ctx: &Ctx, error: ApiError) -> ApiError {
-    let _ = stats::add(ctx.store, Counter::Admins, 1);
+/// The demotion or deletion of `username` failed after [`take_admin`]:
+/// put the admin back on the count, but only if the record shows it did
+/// not happen. A failure can come after the write landed (its answer lost,
+/// or the lease's release failing), and giving back then would count an
+/// admin who is gone, which could let the last one go. When the record
+/// cannot be read either, the count stays low, which only refuses more.
+fn give_admin_back(ctx: &Ctx, username: &Username, error: ApiError) -> ApiError {
+    if let Ok(Some(user)) = User::from_record(ctx.store.get(&User::key(username)).ok().flatten()) {
+        if user.role == Role::Admin {
+            let _ = stats::add(ctx.store, Counter::Admins, 1);
+        }
+    }
     error
 }

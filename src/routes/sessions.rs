@@ -65,10 +65,13 @@ pub fn refresh(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
 /// Ends the whole session, refresh tokens and access tokens alike, and
 /// answers as for any invalid token.
 fn reuse(ctx: &Ctx, token: &RefreshToken, account: &Option<String>) -> Result<ApiError, ApiError> {
-    sessions::revoke(ctx.store, &token.username, token.number)?;
+    // The record first: once the family is revoked, the spent token finds
+    // no session, and a failure here could not be made good by presenting
+    // it again; the other way round, it can.
     end_sessions(ctx, &token.username, account, &|user| {
         user.end_session(token.number)
     })?;
+    sessions::revoke(ctx.store, &token.username, token.number)?;
     stats::bump(ctx.store, Counter::RefreshReuse)?;
     ctx.audit(
         Event::RefreshTokenReuse,

@@ -361,13 +361,15 @@ pub fn count_live(
     Ok(live)
 }
 
-/// Deletes every session key of `username` (for a deleted account).
+/// Deletes the session records of `username` (for a deleted account). The
+/// counters stay (eleven per name): deleting them while the record might
+/// survive a failure would let session numbers repeat, and a name
+/// registered again simply counts on from them.
 pub fn forget_all(store: &dyn KeyValue, username: &Username) -> Result<()> {
     for slot in 0..SESSION_SLOTS {
         store.delete(&family_key(username, slot))?;
-        store.delete(&rotation_key(username, slot))?;
     }
-    store.delete(&counter_key(username))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,11 +11,16 @@ use secure_backend::config::Variables;
 use secure_backend::context::Services;
 use secure_backend::router;
 use secure_backend::store::{KeyValue, MemoryStore};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const PASSWORD: &str = "correct horse battery";
+/// The password a password change alternates with.
+const OTHER_PASSWORD: &str = "another good passphrase";
+/// The page of `GET /admin/users` counted (its default size).
+const LIST_PAGE: usize = 20;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -237,7 +242,12 @@ fn json_post(
 /// default variables (plus a bootstrap token, to create the admin the
 /// dashboard needs). Each route is requested `samples` times in steady
 /// state; between POSTs the clock moves past the rate-limit window, so
-/// none is refused yet the limiter has a full history to consult.
+/// none is refused yet the limiter has a full history to consult. A route
+/// that uses up state gets it anew before each request, by requests that
+/// are not counted: a refresh presents the token the one before answered
+/// with, a logout or password change a fresh login's token, an unlock a
+/// user just locked, a role change a user in the other role, a deletion a
+/// user just registered.
 pub fn route_costs(defaults: &HashMap<String, String>, samples: usize) -> Result<Vec<RouteCost>> {
     let mut values = defaults.clone();
     values.insert("admin_bootstrap_token".into(), BOOTSTRAP.into());
@@ -258,15 +268,49 @@ pub fn route_costs(defaults: &HashMap<String, String>, samples: usize) -> Result
             reads: AtomicUsize::new(0),
         },
     };
-    let token_of = |(status, body, _, _): (u16, Vec<u8>, StoreOps, usize)| -> Result<String> {
-        ensure!(status == 200, "set-up login answered {status}");
-        let json: serde_json::Value = serde_json::from_slice(&body)?;
-        Ok(json["access_token"]
-            .as_str()
-            .context("no access_token")?
-            .to_owned())
-    };
     let tick = || app.clock.advance_secs(window_secs + 1);
+    // Set-up logins tick first, so the limiter never refuses one.
+    let login = |name: &str, password: &str| -> Result<Tokens> {
+        tick();
+        let (status, body, _, _) = app.send(json_post("/auth/login", name, password, &[]));
+        ensure!(
+            status == 200,
+            "set-up: login of {name} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let json = json_body(&body)?;
+        let field = |name: &str| -> Result<String> {
+            Ok(json[name]
+                .as_str()
+                .with_context(|| format!("set-up: login gave no {name}"))?
+                .to_owned())
+        };
+        Ok(Tokens {
+            bearer: format!("Bearer {}", field("access_token")?),
+            refresh: field("refresh_token")?,
+        })
+    };
+    let register = |name: &str| -> Result<()> {
+        tick();
+        let res = app.send(json_post("/auth/register", name, PASSWORD, &[]));
+        ensure!(
+            res.0 == 201,
+            "set-up: registering {name} answered {}",
+            res.0
+        );
+        Ok(())
+    };
+    // Sends a set-up request (not counted) and checks its status.
+    let prepare = |req: Request<Vec<u8>>, expect: u16| -> Result<Vec<u8>> {
+        let what = format!("{} {}", req.method(), req.uri());
+        let (status, body, _, _) = app.send(req);
+        ensure!(
+            status == expect,
+            "set-up: {what} answered {status}, expected {expect}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        Ok(body)
+    };
 
     // Set-up: an admin, a user who logs in, a user who fails to.
     let admin_body = serde_json::json!({"username": "root", "password": PASSWORD, "role": "admin"});
@@ -284,16 +328,16 @@ pub fn route_costs(defaults: &HashMap<String, String>, samples: usize) -> Result
         "set-up: admin registration answered {}",
         admin.0
     );
-    for name in ["alice", "mallory"] {
-        tick();
-        let res = app.send(json_post("/auth/register", name, PASSWORD, &[]));
-        ensure!(
-            res.0 == 201,
-            "set-up: registering {name} answered {}",
-            res.0
-        );
+    // And one user per route that changes its account's state: bob (an
+    // admin's target), carol (logs out), dave (changes password), erin
+    // (refreshes), frank (gets locked).
+    for name in ["alice", "mallory", "bob", "carol", "dave", "erin", "frank"] {
+        register(name)?;
     }
 
+    // The body of the last measured response (empty for a 204), for the
+    // requests that follow from it.
+    let last = RefCell::new(Vec::new());
     let mut costs = Vec::new();
     let mut measure = |route: &'static str,
                        what: &'static str,
@@ -317,6 +361,7 @@ pub fn route_costs(defaults: &HashMap<String, String>, samples: usize) -> Result
                 "{route} ({what}) answered {status}, expected {expect}: {}",
                 String::from_utf8_lossy(&body)
             );
+            *last.borrow_mut() = body;
             seen.push((ops, reads));
         }
         let by_total =
@@ -382,23 +427,22 @@ pub fn route_costs(defaults: &HashMap<String, String>, samples: usize) -> Result
         true,
     )?;
     // Fresh tokens: the clock has moved a lot.
-    let user = token_of(app.send(json_post("/auth/login", "alice", PASSWORD, &[])))?;
-    let admin = token_of(app.send(json_post("/auth/login", "root", PASSWORD, &[])))?;
-    let user_auth = format!("Bearer {user}");
-    let admin_auth = format!("Bearer {admin}");
+    let user_auth = login("alice", PASSWORD)?.bearer;
+    let admin_auth = login("root", PASSWORD)?.bearer;
     measure(
         "GET /auth/protected",
         "valid token",
         200,
         samples,
-        &mut |_| {
-            Ok(request(
-                Method::GET,
-                "/auth/protected",
-                &[("authorization", &user_auth)],
-                "",
-            ))
-        },
+        &mut |_| Ok(get("/auth/protected", &user_auth)),
+        false,
+    )?;
+    measure(
+        "GET /auth/me",
+        "valid token",
+        200,
+        samples,
+        &mut |_| Ok(get("/auth/me", &user_auth)),
         false,
     )?;
     measure(
@@ -406,16 +450,262 @@ pub fn route_costs(defaults: &HashMap<String, String>, samples: usize) -> Result
         "admin token",
         200,
         samples,
+        &mut |_| Ok(get("/admin/dashboard", &admin_auth)),
+        false,
+    )?;
+
+    // Sessions. Each rotation presents the refresh token the one before
+    // answered with (the first, a login's).
+    measure(
+        "POST /auth/refresh",
+        "rotation",
+        200,
+        samples,
+        &mut |i| {
+            let token = if i == 0 {
+                login("erin", PASSWORD)?.refresh
+            } else {
+                json_body(&last.borrow())?["refresh_token"]
+                    .as_str()
+                    .context("refresh gave no refresh_token")?
+                    .to_owned()
+            };
+            Ok(refresh(&token))
+        },
+        false,
+    )?;
+    measure(
+        "POST /auth/refresh",
+        "reuse of a spent token",
+        401,
+        samples,
         &mut |_| {
+            // A fresh session whose first token is already spent.
+            let spent = login("erin", PASSWORD)?.refresh;
+            prepare(refresh(&spent), 200)?;
+            Ok(refresh(&spent))
+        },
+        false,
+    )?;
+    for (path, what) in [
+        ("/auth/logout", "local, a fresh login each"),
+        (
+            "/auth/logout?scope=global",
+            "scope=global, a fresh login each",
+        ),
+        (
+            "/auth/logout?scope=others",
+            "scope=others, a fresh login each",
+        ),
+    ] {
+        measure(
+            "POST /auth/logout",
+            what,
+            204,
+            samples,
+            &mut |_| {
+                let carol = login("carol", PASSWORD)?;
+                Ok(request(
+                    Method::POST,
+                    path,
+                    &[("authorization", &carol.bearer)],
+                    "",
+                ))
+            },
+            false,
+        )?;
+    }
+    measure(
+        "POST /auth/password",
+        "two passwords in turn, a fresh login each",
+        204,
+        samples,
+        &mut |i| {
+            let (current, new) = match i % 2 {
+                0 => (PASSWORD, OTHER_PASSWORD),
+                _ => (OTHER_PASSWORD, PASSWORD),
+            };
+            let dave = login("dave", current)?;
+            let body = serde_json::json!({"current_password": current, "new_password": new});
             Ok(request(
-                Method::GET,
-                "/admin/dashboard",
-                &[("authorization", &admin_auth)],
-                "",
+                Method::POST,
+                "/auth/password",
+                &[
+                    ("authorization", &dave.bearer),
+                    ("content-type", "application/json"),
+                ],
+                &body.to_string(),
             ))
         },
         false,
     )?;
+    if samples % 2 == 1 {
+        // Back to the password every other row logs in with.
+        let dave = login("dave", OTHER_PASSWORD)?;
+        let body =
+            serde_json::json!({"current_password": OTHER_PASSWORD, "new_password": PASSWORD});
+        prepare(
+            request(
+                Method::POST,
+                "/auth/password",
+                &[
+                    ("authorization", &dave.bearer),
+                    ("content-type", "application/json"),
+                ],
+                &body.to_string(),
+            ),
+            204,
+        )?;
+    }
+
+    // The admin's user routes. A page of the list reads three keys per
+    // position: fill more than a page, with no deleted account among them.
+    for i in 0..=LIST_PAGE {
+        register(&format!("listed{i}"))?;
+    }
+    let admin_auth = login("root", PASSWORD)?.bearer;
+    measure(
+        "GET /admin/users",
+        "limit=20, the first page of more than 20 users",
+        200,
+        samples,
+        &mut |_| Ok(get(&format!("/admin/users?limit={LIST_PAGE}"), &admin_auth)),
+        false,
+    )?;
+    {
+        let page = json_body(&last.borrow())?;
+        let users = page["users"].as_array().map_or(0, Vec::len);
+        ensure!(
+            users == LIST_PAGE && page["next_cursor"].is_string(),
+            "GET /admin/users?limit={LIST_PAGE} gave {users} users and next_cursor {}: not a full page of more",
+            page["next_cursor"]
+        );
+    }
+    measure(
+        "GET /admin/users/{name}",
+        "a user who has logged in",
+        200,
+        samples,
+        &mut |_| Ok(get("/admin/users/alice", &admin_auth)),
+        false,
+    )?;
+    // The admin's POSTs, PUTs and DELETEs set up with logins, which move
+    // the clock: a fresh admin token for each.
+    measure(
+        "POST /admin/users/{name}/sessions/revoke",
+        "a user with a live session",
+        204,
+        samples,
+        &mut |_| {
+            login("bob", PASSWORD)?;
+            let admin = login("root", PASSWORD)?;
+            Ok(admin_call(
+                Method::POST,
+                "/admin/users/bob/sessions/revoke",
+                &admin,
+                None,
+            ))
+        },
+        false,
+    )?;
+    measure(
+        "POST /admin/users/{name}/unlock",
+        "a locked user, locked again each time",
+        204,
+        samples,
+        &mut |_| {
+            for _ in 0..values_threshold {
+                let (status, ..) = {
+                    tick();
+                    app.send(json_post("/auth/login", "frank", "wrong password!", &[]))
+                };
+                ensure!(status == 401, "set-up: failed login answered {status}");
+            }
+            tick();
+            let (status, ..) = app.send(json_post("/auth/login", "frank", PASSWORD, &[]));
+            ensure!(status == 423, "set-up: frank is not locked ({status})");
+            let admin = login("root", PASSWORD)?;
+            Ok(admin_call(
+                Method::POST,
+                "/admin/users/frank/unlock",
+                &admin,
+                None,
+            ))
+        },
+        false,
+    )?;
+    // Unlocked before: a lock record that has run out, as after any lock.
+    let admin = login("root", PASSWORD)?;
+    prepare(
+        admin_call(Method::POST, "/admin/users/bob/unlock", &admin, None),
+        204,
+    )?;
+    measure(
+        "POST /admin/users/{name}/unlock",
+        "a user not locked, unlocked before",
+        204,
+        samples,
+        &mut |_| {
+            let admin = login("root", PASSWORD)?;
+            Ok(admin_call(
+                Method::POST,
+                "/admin/users/bob/unlock",
+                &admin,
+                None,
+            ))
+        },
+        false,
+    )?;
+    for (what, from, to) in [
+        ("promote: user → admin", "user", "admin"),
+        ("demote: admin → user", "admin", "user"),
+    ] {
+        measure(
+            "PUT /admin/users/{name}/role",
+            what,
+            200,
+            samples,
+            &mut |_| {
+                let admin = login("root", PASSWORD)?;
+                prepare(
+                    admin_call(
+                        Method::PUT,
+                        "/admin/users/bob/role",
+                        &admin,
+                        Some(serde_json::json!({ "role": from })),
+                    ),
+                    200,
+                )?;
+                Ok(admin_call(
+                    Method::PUT,
+                    "/admin/users/bob/role",
+                    &admin,
+                    Some(serde_json::json!({ "role": to })),
+                ))
+            },
+            false,
+        )?;
+    }
+    measure(
+        "DELETE /admin/users/{name}",
+        "a fresh user with one session each time",
+        204,
+        samples,
+        &mut |i| {
+            let name = format!("doomed{i}");
+            register(&name)?;
+            login(&name, PASSWORD)?;
+            let admin = login("root", PASSWORD)?;
+            Ok(admin_call(
+                Method::DELETE,
+                &format!("/admin/users/{name}"),
+                &admin,
+                None,
+            ))
+        },
+        false,
+    )?;
+
     measure(
         "GET /health",
         "",
@@ -441,4 +731,58 @@ pub fn route_costs(defaults: &HashMap<String, String>, samples: usize) -> Result
         false,
     )?;
     Ok(costs)
+}
+
+/// The tokens a login answers with.
+struct Tokens {
+    /// `Bearer <access token>`, ready for the header.
+    bearer: String,
+    refresh: String,
+}
+
+/// A response body as JSON; an empty one (a 204) is `null`.
+fn json_body(body: &[u8]) -> Result<serde_json::Value> {
+    if body.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(body).with_context(|| {
+        format!(
+            "response body is not JSON: {}",
+            String::from_utf8_lossy(body)
+        )
+    })
+}
+
+fn get(path: &str, bearer: &str) -> Request<Vec<u8>> {
+    request(Method::GET, path, &[("authorization", bearer)], "")
+}
+
+fn refresh(token: &str) -> Request<Vec<u8>> {
+    let body = serde_json::json!({ "refresh_token": token });
+    request(
+        Method::POST,
+        "/auth/refresh",
+        &[("content-type", "application/json")],
+        &body.to_string(),
+    )
+}
+
+fn admin_call(
+    method: Method,
+    path: &str,
+    admin: &Tokens,
+    body: Option<serde_json::Value>,
+) -> Request<Vec<u8>> {
+    match body {
+        Some(body) => request(
+            method,
+            path,
+            &[
+                ("authorization", &admin.bearer),
+                ("content-type", "application/json"),
+            ],
+            &body.to_string(),
+        ),
+        None => request(method, path, &[("authorization", &admin.bearer)], ""),
+    }
 }

@@ -193,6 +193,10 @@ fn read_response(conn: &mut BufReader<TcpStream>) -> Result<(u16, bool)> {
             _ => {}
         }
     }
+    // A 204, a 304 or a 1xx has no body, whatever the headers say (RFC 9112 §6.3).
+    if status == 204 || status == 304 || status < 200 {
+        return Ok((status, keep));
+    }
     if chunked {
         loop {
             line(conn, &mut buf)?;

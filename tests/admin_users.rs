@@ -1371,3 +1371,87 @@ fn wrong_methods_on_admin_user_paths_are_405_with_an_allow_header() {
     assert_eq!(stored_role(&app, "alice").as_deref(), Some("user"));
     assert_eq!(dashboard_stat(&app, &root, "admin_actions"), 0);
 }
+
+/// The store as a demotion sees it: its record write lands but the answer
+/// is lost, and then, before the demotion decides whether to give the admin
+/// back to the count, another admin tries to promote the same user again.
+struct LostAnswerThenPromotion<'a> {
+    app: &'a TestApp,
+    admin: String,
+    armed: std::sync::atomic::AtomicBool,
+    failed: std::sync::atomic::AtomicBool,
+    promotion: std::sync::Mutex<Option<u16>>,
+}
+
+impl KeyValue for LostAnswerThenPromotion<'_> {
+    fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        use std::sync::atomic::Ordering;
+        let mut promotion = self.promotion.lock().unwrap();
+        if key == "user:deputy" && self.failed.load(Ordering::SeqCst) && promotion.is_none() {
+            let res = self.app.call(
+                Method::PUT,
+                "/admin/users/deputy/role",
+                Some(&self.admin),
+                Some(&json!({"role": "admin"})),
+            );
+            *promotion = Some(res.status);
+        }
+        self.app.store.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering;
+        self.app.store.set(key, value)?;
+        if key == "user:deputy" && self.armed.swap(false, Ordering::SeqCst) {
+            self.failed.store(true, Ordering::SeqCst);
+            anyhow::bail!("the answer was lost");
+        }
+        Ok(())
+    }
+    fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.app.store.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> anyhow::Result<i64> {
+        self.app.store.increment(key, delta)
+    }
+}
+
+/// Review finding: a demotion whose write landed but whose answer was lost
+/// gave the admin back to the count after its lease, so a promotion landing
+/// in between was counted twice, and the last admin could then be demoted.
+/// The repair now happens under the lease: the promotion waits (503), and
+/// the count never exceeds the admins.
+#[test]
+fn a_demotion_whose_answer_is_lost_never_counts_an_admin_twice() {
+    let app = TestApp::new();
+    let root = app.admin_token("root");
+    assert_eq!(app.register_admin("deputy").status, 201);
+    let store = LostAnswerThenPromotion {
+        app: &app,
+        admin: root.clone(),
+        armed: true.into(),
+        failed: false.into(),
+        promotion: Default::default(),
+    };
+    let res = app.send_through(
+        &store,
+        app.request(Method::PUT, "/admin/users/deputy/role", "192.0.2.1")
+            .header("authorization", format!("Bearer {root}"))
+            .header("content-type", "application/json")
+            .body(json!({"role": "user"}).to_string().into_bytes())
+            .unwrap(),
+    );
+    assert_error(&res, 500, "internal_error");
+    let promotion = store.promotion.lock().unwrap().expect("the promotion ran");
+    assert_eq!(
+        promotion, 503,
+        "the promotion waited for the lease, then gave up"
+    );
+    // Deputy was demoted; only root is an admin, and the count says so.
+    let demote_root = app.call(
+        Method::PUT,
+        "/admin/users/root/role",
+        Some(&root),
+        Some(&json!({"role": "user"})),
+    );
+    assert_error(&demote_root, 409, "last_admin");
+}

@@ -178,3 +178,31 @@ fn timestamps_are_rfc3339_utc_with_milliseconds() {
         "2000-02-29T00:00:00.123Z"
     );
 }
+
+/// Review finding: bcrypt's error for a malformed hash quotes the hash, and
+/// the `internal_error` line carried it. A corrupted record must not put
+/// its hash in the log.
+#[test]
+fn a_malformed_stored_hash_never_reaches_the_audit_log() {
+    let app = TestApp::new();
+    let token = app.user_token("alice");
+    for hash in [
+        "$2b$10$not-a-real-hash-but-secret-looking",
+        "plain-secret-looking-hash",
+    ] {
+        app.edit_user("alice", |u| u.password_hash = hash.to_owned());
+        assert_error(&app.login("alice", PASSWORD), 500, "internal_error");
+        let change = app.call(
+            http::Method::POST,
+            "/auth/password",
+            Some(&token),
+            Some(
+                &serde_json::json!({"current_password": PASSWORD, "new_password": "another one!"}),
+            ),
+        );
+        assert_error(&change, 500, "internal_error");
+        for line in app.audit.lines() {
+            assert!(!line.contains("secret-looking"), "{line}");
+        }
+    }
+}

@@ -1024,3 +1024,46 @@ fn parallel_logins_each_get_a_working_session_up_to_ten() {
         assert_eq!(res.status, 200, "{}", res.body);
     }
 }
+
+/// Review finding: a thief with one stolen session could repeat
+/// `logout?scope=others` to keep the record's lease busy for the owner and
+/// an admin. A repeat with nothing new to end takes no lease and writes
+/// nothing.
+#[test]
+fn a_repeated_others_logout_with_nothing_to_end_takes_no_lease() {
+    let app = TestApp::new();
+    app.register("alice", PASSWORD);
+    let thief = app.login("alice", PASSWORD).token();
+    let res = app.call(
+        Method::POST,
+        "/auth/logout?scope=others",
+        Some(&thief),
+        None,
+    );
+    assert_eq!(res.status, 204);
+    // Key, user, the session counter, the logout counter: no lease, no write.
+    let calls = app.store_calls(|| {
+        let res = app.call(
+            Method::POST,
+            "/auth/logout?scope=others",
+            Some(&thief),
+            None,
+        );
+        assert_eq!(res.status, 204);
+    });
+    assert_eq!(calls, 4);
+    // A session started since is still ended by the next one.
+    let owner = app.login("alice", PASSWORD).token();
+    let res = app.call(
+        Method::POST,
+        "/auth/logout?scope=others",
+        Some(&thief),
+        None,
+    );
+    assert_eq!(res.status, 204);
+    assert_error(
+        &app.get("/auth/protected", Some(&owner)),
+        401,
+        "invalid_token",
+    );
+}

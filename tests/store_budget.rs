@@ -213,5 +213,27 @@ fn admin_user_routes_keep_their_budgets() {
     // Bounded, whatever the account did: every session slot and lockout
     // key is deleted by name, never found by listing keys.
     let delete = calls(Method::DELETE, "/admin/users/user2", None, 204);
-    assert!(delete <= 27, "{delete}");
+    assert!(delete <= 29, "{delete}");
+}
+
+/// Review finding: the README's bound for a deletion missed a locked admin's
+/// extra calls (the admin count, the lock's two counters).
+#[test]
+fn deleting_a_locked_admin_stays_within_the_bound() {
+    use http::Method;
+    let app = TestApp::with_vars(&[("login_rate_limit", "1000")]);
+    let root = app.admin_token("root");
+    assert_eq!(app.register_admin("deputy").status, 201);
+    for _ in 0..5 {
+        app.login("deputy", "wrong password here");
+    }
+    app.clock.advance_secs(901);
+    for _ in 0..5 {
+        app.login("deputy", "wrong password here");
+    }
+    let calls = app.store_calls(|| {
+        let res = app.call(Method::DELETE, "/admin/users/deputy", Some(&root), None);
+        assert_eq!(res.status, 204, "{}", res.body);
+    });
+    assert!(calls <= 29, "{calls}");
 }

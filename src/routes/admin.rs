@@ -182,27 +182,28 @@ pub fn set_role(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, Api
     // Read first: once the role has changed, a failing read must not turn
     // the answer into a 500 after the change was made and logged.
     let locked_until = lockout::locked_until(ctx.store, &User::key(&username), ctx.clock.now_ms())?;
-    // Whether this change took an admin off the count, to give back if its
-    // write fails.
-    let mut took_admin = false;
-    let mut promoted = false;
-    let changed = lease::change_user(ctx.store, ctx.clock, &username, &mut |user| {
-        if user.role == Role::Admin && role == Role::User {
-            take_admin(ctx, &username)?;
-            took_admin = true;
+    let key = User::key(&username);
+    // All under the lease, the count's repair included: between a failed
+    // write and the read that decides whether to give the admin back, no
+    // other change of this user may land (a promotion would be counted twice).
+    let user = lease::with(ctx.store, ctx.clock, &key, |lease| {
+        let mut user = load(ctx, &username)?;
+        let was = user.role;
+        if was == role {
+            return Ok(user);
         }
-        promoted = user.role == Role::User && role == Role::Admin;
+        if was == Role::Admin {
+            take_admin(ctx, &username)?;
+        }
         user.role = role;
-        Ok(())
-    });
-    let user = match changed {
-        Ok(user) => user.ok_or(ApiError::UserNotFound)?,
-        Err(e) if took_admin => return Err(give_admin_back(ctx, &username, e)),
-        Err(e) => return Err(e),
-    };
-    if promoted {
-        stats::bump(ctx.store, Counter::Admins)?;
-    }
+        match lease.set(ctx.clock, &key, &user.to_record()?) {
+            Ok(()) if was == Role::User => stats::bump(ctx.store, Counter::Admins)?,
+            Ok(()) => {}
+            Err(e) if was == Role::Admin => return Err(give_admin_back(ctx, &username, e)),
+            Err(e) => return Err(e),
+        }
+        Ok(user)
+    })?;
     acted(ctx, Event::RoleChanged, &admin, &username)?;
     Ok(Reply::ok(view(&user, locked_until)))
 }
@@ -220,9 +221,13 @@ pub fn delete_user(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, 
         }
         // The account's other keys first: once the record is gone the name
         // may be registered again, and the new account's keys are its own.
-        let cleared = sessions::forget_all(ctx.store, &username)
-            .and_then(|()| lockout::forget(ctx.store, &key))
-            .map_err(ApiError::from)
+        // Each step only while the lease is young: a stalled deletion must
+        // not unlock or sign out an account a later holder has changed.
+        let cleared = lease
+            .check(ctx.clock)
+            .and_then(|()| Ok(sessions::forget_all(ctx.store, &username)?))
+            .and_then(|()| lease.check(ctx.clock))
+            .and_then(|()| Ok(lockout::forget(ctx.store, &key)?))
             .and_then(|()| lease.delete(ctx.clock, &key));
         match cleared {
             Ok(()) => Ok(user),

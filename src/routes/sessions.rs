@@ -156,9 +156,18 @@ pub fn logout(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiErro
         Scope::Global | Scope::Others => {
             let latest = sessions::latest_number(ctx.store, &user.username)?;
             let keep = (scope == Scope::Others).then_some(user.session);
-            end_sessions(ctx, &user.username, account, &|u| {
-                u.end_sessions_before(latest + 1, keep)
-            })?
+            // Nothing started since this session last ended the others: no
+            // write, and no lease, so repeating it cannot keep the record
+            // busy for the owner or an admin.
+            let record = &user.record;
+            let nothing_to_end = keep.is_some()
+                && record.kept_session == keep
+                && record.sessions_valid_from > latest;
+            if !nothing_to_end {
+                end_sessions(ctx, &user.username, account, &|u| {
+                    u.end_sessions_before(latest + 1, keep)
+                })?
+            }
         }
     }
     // Their refresh tokens die with them (the record says so); revoking the

@@ -45,21 +45,25 @@ pub struct Lease<'s> {
 }
 
 impl Lease<'_> {
-    /// Writes `value` under `key`, if the lease is still young enough that
-    /// no later holder can exist.
-    pub fn set(&self, clock: &dyn Clock, key: &str, value: &[u8]) -> Result<(), ApiError> {
+    /// Fails once the lease is too old to be sure no later holder exists:
+    /// a holder checks before each write.
+    pub fn check(&self, clock: &dyn Clock) -> Result<(), ApiError> {
         if clock.now_secs() >= self.taken_at + HOLD_SECS {
             return Err(anyhow::anyhow!("a record change outlived its lease").into());
         }
+        Ok(())
+    }
+
+    /// Writes `value` under `key`, if the lease is still young enough.
+    pub fn set(&self, clock: &dyn Clock, key: &str, value: &[u8]) -> Result<(), ApiError> {
+        self.check(clock)?;
         self.store.set(key, value)?;
         Ok(())
     }
 
     /// Deletes `key` under the same condition as [`Lease::set`].
     pub fn delete(&self, clock: &dyn Clock, key: &str) -> Result<(), ApiError> {
-        if clock.now_secs() >= self.taken_at + HOLD_SECS {
-            return Err(anyhow::anyhow!("a record change outlived its lease").into());
-        }
+        self.check(clock)?;
         self.store.delete(key)?;
         Ok(())
     }

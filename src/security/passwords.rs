@@ -55,12 +55,16 @@ const DUMMY_SALT: [u8; 16] = *b"secure-backend-0";
 
 pub fn hash(password: &Password, cost: u32) -> Result<String> {
     count(cost);
-    bcrypt::non_truncating_hash(password.expose(), cost).context("bcrypt hash")
+    bcrypt::non_truncating_hash(password.expose(), cost)
+        .map_err(|_| anyhow::anyhow!("bcrypt could not hash at cost {cost}"))
 }
 
 /// The cost a stored hash was made at. A malformed hash is an internal error.
 pub fn cost_of(stored_hash: &str) -> Result<u32> {
-    let parts: bcrypt::HashParts = stored_hash.parse().context("bcrypt hash format")?;
+    // bcrypt's error quotes the hash: it must not reach the audit log.
+    let parts: bcrypt::HashParts = stored_hash
+        .parse()
+        .map_err(|_| anyhow::anyhow!("stored password hash is malformed"))?;
     Ok(parts.get_cost())
 }
 
@@ -71,8 +75,8 @@ pub fn cost_of(stored_hash: &str) -> Result<u32> {
 pub fn verify(password: &Password, stored_hash: &str, cost: u32) -> Result<bool> {
     let stored_cost = cost_of(stored_hash)?;
     count(stored_cost);
-    let right =
-        bcrypt::non_truncating_verify(password.expose(), stored_hash).context("bcrypt verify")?;
+    let right = bcrypt::non_truncating_verify(password.expose(), stored_hash)
+        .map_err(|_| anyhow::anyhow!("stored password hash is malformed"))?;
     if !right {
         for pad in stored_cost..cost {
             burn(password, pad);

@@ -78,6 +78,7 @@ e2e!(two_instances_test_host: TestHost on Redis {
     two_instances_fifty_parallel_wrong_passwords_give_five_checks,
     two_instances_thirty_parallel_logins_from_one_address_let_five_past,
     two_instances_share_logout_and_refresh_rotation,
+    two_instances_see_demotion_deletion_and_password_change_at_once,
 });
 e2e!(two_instances_spin_up: Spin on Redis {
     two_instances_share_users_tokens_and_one_signing_key,
@@ -86,6 +87,7 @@ e2e!(two_instances_spin_up: Spin on Redis {
     two_instances_fifty_parallel_wrong_passwords_give_five_checks,
     two_instances_thirty_parallel_logins_from_one_address_let_five_past,
     two_instances_share_logout_and_refresh_rotation,
+    two_instances_see_demotion_deletion_and_password_change_at_once,
 });
 
 /// Spin's Redis store breaks `wasi:keyvalue/batch` `get-many` (it panics the

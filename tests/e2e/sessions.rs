@@ -397,3 +397,63 @@ pub fn two_instances_share_logout_and_refresh_rotation(t: Target) {
 
     parallel_refreshes_of_one_token(&[&a, &b], 20);
 }
+
+/// Demoting, deleting and a password change made through one instance take
+/// effect on the other at the very next request.
+pub fn two_instances_see_demotion_deletion_and_password_change_at_once(t: Target) {
+    let (_state, a, b) = two_instances(t, &[("admin_bootstrap_token", BOOTSTRAP)]);
+    let admin = admin_token(&b);
+    let (on_a, on_b) = (a.client(), b.client());
+    let send = |method: Method, path: &str, body: Option<Value>| {
+        let mut req = request(&b, method, path).bearer_auth(&admin);
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        on_b.send(req)
+    };
+
+    // A second admin, demoted through B: refused as admin on A at once.
+    let promoted = on_a.register("grace", PASSWORD);
+    assert_eq!(promoted.status, 201);
+    let role = send(
+        Method::PUT,
+        "/admin/users/grace/role",
+        Some(json!({"role": "admin"})),
+    );
+    assert_eq!(role.status, 200, "{}", role.body);
+    let grace = login_pair(&on_a, "grace", PASSWORD);
+    assert_eq!(
+        on_a.send(on_a.get("/admin/dashboard").bearer_auth(&grace.access))
+            .status,
+        200
+    );
+    let role = send(
+        Method::PUT,
+        "/admin/users/grace/role",
+        Some(json!({"role": "user"})),
+    );
+    assert_eq!(role.status, 200, "{}", role.body);
+    let dashboard = on_a.send(on_a.get("/admin/dashboard").bearer_auth(&grace.access));
+    assert_error(&dashboard, 403, "forbidden");
+
+    // Deleted through B: signed out on A.
+    assert_eq!(on_a.register("henry", PASSWORD).status, 201);
+    let henry = login_pair(&on_a, "henry", PASSWORD);
+    assert_no_content(&send(Method::DELETE, "/admin/users/henry", None));
+    assert_session_ended(&on_a, &henry);
+
+    // A password changed through B ends the session used on A.
+    assert_eq!(on_a.register("irene", PASSWORD).status, 201);
+    let on_a_session = login_pair(&on_a, "irene", PASSWORD);
+    let on_b_session = login_pair(&on_b, "irene", PASSWORD);
+    let change = on_b.send(
+        on_b.post("/auth/password")
+            .bearer_auth(&on_b_session.access)
+            .header("content-type", "application/json")
+            .body(json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}).to_string()),
+    );
+    assert_no_content(&change);
+    assert_session_ended(&on_a, &on_a_session);
+}

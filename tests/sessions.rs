@@ -7,9 +7,7 @@ use common::*;
 use ct_codecs::{Base64UrlSafeNoPadding as B64, Decoder, Encoder};
 use http::{Method, Request};
 use secure_backend::clock::Clock;
-use secure_backend::context::Services;
 use secure_backend::domain::{Role, User, Username};
-use secure_backend::router;
 use secure_backend::store::{KeyValue, MemoryStore};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,47 +27,8 @@ fn app() -> TestApp {
     app_with(&[])
 }
 
-/// `TestApp::send`, but an empty body (204) is `Value::Null` instead of a panic.
 fn send(app: &TestApp, req: Request<Vec<u8>>) -> TestResponse {
-    let services = Services {
-        store: &app.store,
-        clock: &app.clock,
-        audit: &app.audit,
-        variables: &app.vars,
-    };
-    let response = router::handle(req, services);
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let raw = response.into_body();
-    let body = if raw.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&raw).expect("a non-empty response is JSON")
-    };
-    TestResponse {
-        status,
-        headers,
-        raw,
-        body,
-    }
-}
-
-/// One session's tokens, as login or refresh handed them out.
-#[derive(Clone, Debug)]
-struct Pair {
-    access: String,
-    refresh: String,
-}
-
-fn pair(res: &TestResponse) -> Pair {
-    assert_eq!(res.status, 200, "{}", res.body);
-    Pair {
-        access: res.token(),
-        refresh: res.body["refresh_token"]
-            .as_str()
-            .expect("a refresh_token")
-            .to_owned(),
-    }
+    app.send(req)
 }
 
 fn login(app: &TestApp, name: &str) -> Pair {

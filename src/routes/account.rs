@@ -1,13 +1,13 @@
 //! The signed-in user's own account: who am I, and a password change.
 
-use super::{Input, Reply};
+use super::{password_check, Input, Reply};
 use crate::audit::{self, Event, Outcome};
 use crate::body::json_fields;
 use crate::context::Ctx;
 use crate::domain::{Password, User};
 use crate::error::ApiError;
 use crate::security::guards::AuthUser;
-use crate::security::lockout::{self, Refusal};
+use crate::security::lockout;
 use crate::security::{lease, passwords, random_bytes, to_hex};
 use crate::stats::{self, Counter};
 use serde_json::json;
@@ -38,46 +38,17 @@ pub fn change_password(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply
     let key = User::key(&user.username);
 
     // The account's lockout, exactly as login counts it.
-    let policy = lockout::Policy {
-        threshold: policy.threshold,
-        lock_ms: policy.lock_secs * 1000,
-    };
-    let ticket = match lockout::begin(ctx.store, &key, policy, ctx.clock)? {
-        Ok(ticket) => ticket,
-        Err(Refusal::Locked { retry_after }) => {
-            ctx.audit(Event::LockedAccountAttempt, Outcome::Denied, name, None);
-            return Err(ApiError::AccountLocked { retry_after });
-        }
-        Err(Refusal::LockedNow { retry_after }) => {
-            ctx.audit(
-                Event::AccountLocked,
-                Outcome::Denied,
-                name,
-                Some("attempts in flight"),
-            );
-            stats::bump(ctx.store, Counter::Lockouts)?;
-            return Err(ApiError::AccountLocked { retry_after });
-        }
-    };
+    let policy = password_check::policy(policy);
+    let ticket = password_check::begin(ctx, &key, policy, name)?;
     if !passwords::verify(&current, &user.record.password_hash, cost)? {
-        let locked = lockout::fail(ctx.store, ticket, policy, ctx.clock)?;
-        stats::bump(ctx.store, Counter::LoginFailures)?;
-        ctx.audit(
-            Event::PasswordChangeFailure,
-            Outcome::Failure,
+        return Err(password_check::failed(
+            ctx,
+            ticket,
+            policy,
             name,
+            Event::PasswordChangeFailure,
             Some("wrong current password"),
-        );
-        if locked {
-            stats::bump(ctx.store, Counter::Lockouts)?;
-            ctx.audit(
-                Event::AccountLocked,
-                Outcome::Denied,
-                name,
-                Some("too many failures"),
-            );
-        }
-        return Err(ApiError::InvalidCredentials);
+        ));
     }
     lockout::succeed(ctx.store, ticket)?;
     let new_hash = passwords::hash(&new, cost)?;

@@ -1,4 +1,4 @@
-use super::{Input, Reply};
+use super::{password_check, Input, Reply};
 use crate::audit::{Event, Outcome};
 use crate::body::json_fields;
 use crate::config::RatePolicy;
@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::security::client_ip::rate_limit_key;
 use crate::security::guards::{self, AuthUser};
 use crate::security::keys::{self, Keys};
-use crate::security::lockout::{self, Refusal};
+use crate::security::lockout;
 use crate::security::rate_limit::{self, Decision};
 use crate::security::{lease, name_claim, passwords, random_bytes, sessions, to_hex, tokens};
 use crate::stats::{self, Counter};
@@ -173,27 +173,8 @@ pub fn login(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
         Some(_) => record_key.clone(),
         None => format!("slot:{}", keys.slot("login-user", username.as_str())),
     };
-    let policy = lockout::Policy {
-        threshold: policy.threshold,
-        lock_ms: policy.lock_secs * 1000,
-    };
-    let ticket = match lockout::begin(ctx.store, &lock_id, policy, ctx.clock)? {
-        Ok(ticket) => ticket,
-        Err(Refusal::Locked { retry_after }) => {
-            ctx.audit(Event::LockedAccountAttempt, Outcome::Denied, name, None);
-            return Err(ApiError::AccountLocked { retry_after });
-        }
-        Err(Refusal::LockedNow { retry_after }) => {
-            ctx.audit(
-                Event::AccountLocked,
-                Outcome::Denied,
-                name,
-                Some("attempts in flight"),
-            );
-            stats::bump(ctx.store, Counter::Lockouts)?;
-            return Err(ApiError::AccountLocked { retry_after });
-        }
-    };
+    let policy = password_check::policy(policy);
+    let ticket = password_check::begin(ctx, &lock_id, policy, name)?;
 
     // A wrong password and an unknown name cost the same bcrypt work, also
     // after a change of `bcrypt_cost` (see `passwords`).
@@ -207,19 +188,14 @@ pub fn login(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
     let user = match user {
         Some(user) if verified => user,
         _ => {
-            let locked = lockout::fail(ctx.store, ticket, policy, ctx.clock)?;
-            stats::bump(ctx.store, Counter::LoginFailures)?;
-            ctx.audit(Event::LoginFailure, Outcome::Failure, name, None);
-            if locked {
-                stats::bump(ctx.store, Counter::Lockouts)?;
-                ctx.audit(
-                    Event::AccountLocked,
-                    Outcome::Denied,
-                    name,
-                    Some("too many failures"),
-                );
-            }
-            return Err(ApiError::InvalidCredentials);
+            return Err(password_check::failed(
+                ctx,
+                ticket,
+                policy,
+                name,
+                Event::LoginFailure,
+                None,
+            ))
         }
     };
 

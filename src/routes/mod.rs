@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod health;
+mod password_check;
 pub mod sessions;
 
 use crate::error::ApiError;

@@ -293,6 +293,22 @@ impl TestApp {
     }
 }
 
+/// One session's tokens, as login or refresh handed them out.
+#[derive(Clone, Debug)]
+pub struct Pair {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// The tokens of a 200 from login or refresh.
+pub fn pair(res: &TestResponse) -> Pair {
+    assert_eq!(res.status, 200, "{}", res.body);
+    Pair {
+        access: res.token(),
+        refresh: res.refresh_token(),
+    }
+}
+
 /// Every error body has exactly this shape.
 pub fn assert_error(res: &TestResponse, status: u16, code: &str) {
     assert_eq!(res.status, status, "body: {}", res.body);

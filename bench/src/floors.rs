@@ -146,10 +146,10 @@ pub struct ClientCheck {
     pub wrk: Load,
 }
 
-const CHECK_PATH: &str = "/get?key=k";
+pub const CHECK_PATH: &str = "/get?key=k";
 
 /// Puts key `k` in hello's store, so that the reads below find it.
-fn set_key(addr: SocketAddr) -> Result<()> {
+pub fn set_key(addr: SocketAddr) -> Result<()> {
     let (status, body) = load::request(addr, "POST", "/set?key=k", &[], "v")?;
     ensure!(
         status == 200 && !String::from_utf8_lossy(&body).contains("error"),

@@ -1,7 +1,7 @@
 //! The load generator (Debian's `wrk`, driven by Lua scripts) and a tiny
 //! HTTP/1.1 client for the set-up requests (register, log in).
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Reports what wrk measured on one line the benchmark parses (latencies in µs).
+/// Reports what wrk measured on one line the benchmark parses (latencies in
+/// µs), and on a second the latency at the midpoints of [`QUANTILES`] equal
+/// slices of the requests, so that several runs' percentiles can be pooled.
 const DONE: &str = r#"
 function done(summary, latency, requests)
   local e = summary.errors
@@ -17,8 +19,16 @@ function done(summary, latency, requests)
     "BENCH requests=%d duration_us=%d p50_us=%.0f p99_us=%.0f connect=%d read=%d write=%d status=%d timeout=%d\n",
     summary.requests, summary.duration, latency:percentile(50.0), latency:percentile(99.0),
     e.connect, e.read, e.write, e.status, e.timeout))
+  local q = {}
+  for k = 0, 999 do
+    q[#q + 1] = string.format("%.0f", latency:percentile((k + 0.5) / 10))
+  end
+  io.write("BENCHQ " .. table.concat(q, " ") .. "\n")
 end
 "#;
+
+/// How many quantiles `DONE` prints (every 0.1 % of the requests).
+const QUANTILES: usize = 1000;
 
 fn on_path(name: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| {
@@ -134,6 +144,51 @@ impl Load {
     }
 }
 
+/// One wrk run's figures and its latency quantiles, for pooling.
+#[derive(Clone, Debug, Default)]
+pub struct Run {
+    pub load: Load,
+    /// Latency (ms) at the midpoint of each of `QUANTILES` equal slices of
+    /// the run's requests, in ascending order.
+    pub quantiles_ms: Vec<f64>,
+}
+
+/// Several runs as one: their requests, errors and durations added, p50 and
+/// p99 of all their requests together (each run's quantiles weighted by its
+/// request count, so exact to about 0.1 % of the requests).
+pub fn pool(runs: &[Run]) -> Load {
+    let mut points: Vec<(f64, f64)> = runs
+        .iter()
+        .filter(|r| !r.quantiles_ms.is_empty())
+        .flat_map(|r| {
+            let weight = r.load.requests as f64 / r.quantiles_ms.len() as f64;
+            r.quantiles_ms.iter().map(move |&ms| (ms, weight))
+        })
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = points.iter().map(|p| p.1).sum();
+    let percentile = |p: f64| {
+        let rank = p / 100.0 * total;
+        let mut seen = 0.0;
+        for &(ms, weight) in &points {
+            seen += weight;
+            if seen >= rank {
+                return ms;
+            }
+        }
+        points.last().map_or(0.0, |p| p.0)
+    };
+    let sum = |f: fn(&Load) -> u64| runs.iter().map(|r| f(&r.load)).sum::<u64>();
+    Load {
+        requests: sum(|l| l.requests),
+        seconds: runs.iter().map(|r| r.load.seconds).sum(),
+        p50_ms: percentile(50.0),
+        p99_ms: percentile(99.0),
+        socket_errors: sum(|l| l.socket_errors),
+        status_errors: sum(|l| l.status_errors),
+    }
+}
+
 pub struct Wrk {
     pub dir: PathBuf,
 }
@@ -148,19 +203,25 @@ impl Wrk {
         connections: usize,
         secs: u64,
     ) -> Result<Load> {
+        Ok(self.sample(url, script, threads, connections, secs)?.load)
+    }
+
+    /// As [`Wrk::run`], with the run's latency quantiles (for [`pool`]).
+    pub fn sample(
+        &self,
+        url: &str,
+        script: &Script,
+        threads: usize,
+        connections: usize,
+        secs: u64,
+    ) -> Result<Run> {
         let file = self.dir.join("script.lua");
         std::fs::write(&file, script.lua())?;
         run_wrk(&file, url, threads.min(connections), connections, secs)
     }
 }
 
-fn run_wrk(
-    script: &Path,
-    url: &str,
-    threads: usize,
-    connections: usize,
-    secs: u64,
-) -> Result<Load> {
+fn run_wrk(script: &Path, url: &str, threads: usize, connections: usize, secs: u64) -> Result<Run> {
     let child = Command::new("wrk")
         .arg(format!("-t{threads}"))
         .arg(format!("-c{connections}"))
@@ -197,7 +258,23 @@ fn run_wrk(
             .parse::<f64>()
             .with_context(|| format!("wrk output: {name}"))
     };
-    Ok(Load {
+    let quantiles_ms = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCHQ "))
+        .map(|l| {
+            l.split_whitespace()
+                .map(|us| us.parse::<f64>().map(|us| us / 1e3))
+                .collect::<Result<Vec<f64>, _>>()
+        })
+        .transpose()
+        .context("wrk output: quantiles")?
+        .unwrap_or_default();
+    ensure!(
+        quantiles_ms.len() == QUANTILES,
+        "wrk output has {} quantiles, not {QUANTILES}",
+        quantiles_ms.len()
+    );
+    let load = Load {
         requests: field("requests")? as u64,
         seconds: field("duration_us")? / 1e6,
         p50_ms: field("p50_us")? / 1e3,
@@ -205,7 +282,8 @@ fn run_wrk(
         socket_errors: (field("connect")? + field("read")? + field("write")? + field("timeout")?)
             as u64,
         status_errors: field("status")? as u64,
-    })
+    };
+    Ok(Run { load, quantiles_ms })
 }
 
 /// One HTTP/1.1 exchange on a fresh connection: (status, body).

@@ -14,6 +14,7 @@ mod floors;
 mod load;
 mod native;
 mod report;
+mod rounds;
 mod seq;
 mod server;
 
@@ -27,7 +28,8 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo run --release -p bench -- [--quick] [--runtime spin|test-host] [--seconds N] [--state-base DIR]
   --quick            a few seconds per row (for development; rough figures)
   --runtime R        spin (default when `spin` is on PATH) or test-host (the wasmtime host in tests/host)
-  --seconds N        seconds per throughput row (default 20, quick 3)
+  --seconds N        seconds per throughput row (default 20, quick 3); the interleaved
+                     rounds of hello, /auth/protected and its floors get ⌈N/4⌉ s per run
   --state-base DIR   where the servers' state directories (and so the SQLite store) go;
                      default <target dir>/bench-state (e.g. /dev/shm shows what disk writes cost)";
 
@@ -91,6 +93,10 @@ const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdefghijklmnop";
 pub struct Timing {
     pub warmup: u64,
     pub row: u64,
+    /// Interleaved rounds of hello, `/auth/protected` and its floors.
+    pub rounds: usize,
+    /// Seconds of each wrk run in those rounds.
+    pub round: u64,
     /// Seconds of interleaved sequential logins (both costs, native verify).
     pub login_sequential: u64,
     /// Interleaved rounds before those, not counted.
@@ -152,6 +158,8 @@ fn run(opts: &Options) -> Result<()> {
         Timing {
             warmup: 1,
             row: opts.seconds.unwrap_or(3),
+            rounds: 3,
+            round: opts.seconds.map_or(2, |s| s.div_ceil(4)),
             login_sequential: opts.seconds.unwrap_or(3) + 1,
             login_warmup_rounds: 3,
             bcrypt_hashes: 3,
@@ -162,6 +170,8 @@ fn run(opts: &Options) -> Result<()> {
         Timing {
             warmup: 3,
             row: opts.seconds.unwrap_or(20),
+            rounds: 6,
+            round: opts.seconds.map_or(5, |s| s.div_ceil(4)),
             login_sequential: opts.seconds.map_or(30, |s| s * 3 / 2),
             login_warmup_rounds: 5,
             bcrypt_hashes: 10,
@@ -229,8 +239,8 @@ fn run(opts: &Options) -> Result<()> {
         )
     };
 
-    // The hello component first, then the service's protected route right
-    // after it, so that the two figures of that ratio sit close in time.
+    // The hello component stays up while the service's protected route is
+    // measured: hello and the protected figures run in interleaved rounds.
     eprintln!(
         "bench: serving the hello component under {}",
         runtime.label()
@@ -239,14 +249,8 @@ fn run(opts: &Options) -> Result<()> {
     let hello_manifest = artifacts::hello_dir().join("spin.toml");
     let hello = serve(&hello_manifest, "hello", &hello_wasm, &hello_vars)?;
     // `/static` answers a small JSON body and touches neither store nor variables.
-    let hello_url = format!("http://{}/static", hello.addr);
     let (status, _) = load::request(hello.addr, "GET", "/static", &[], "")?;
     ensure!(status == 200, "hello /static answered {status}");
-    let get = Script::Get { token: None };
-    step("hello: warm-up");
-    wrk.run(&hello_url, &get, 2, 32, timing.warmup)?;
-    step("hello: -t2 -c32");
-    let hello_load = wrk.run(&hello_url, &get, 2, 32, timing.row)?;
     step("hello: sequential client check (keep-alive, fresh connections, wrk -t1 -c1)");
     let client_check = floors::client_check(hello.addr, &wrk, &timing)?;
     step(&format!(
@@ -254,7 +258,6 @@ fn run(opts: &Options) -> Result<()> {
         timing.host_call_rounds
     ));
     let host_calls = floors::host_calls(hello.addr, timing.host_call_rounds)?;
-    hello.stop();
 
     eprintln!("bench: serving secure-backend under {}", runtime.label());
     let service_vars: Vec<(String, String)> = RAISED_LIMITS
@@ -263,29 +266,60 @@ fn run(opts: &Options) -> Result<()> {
         .collect();
     let service = serve(&manifest, "secure-backend", &service_wasm, &service_vars)?;
     // A second instance that signs with `jwt_secret`, so that its protected
-    // route skips the store read of the signing key; idle until its row.
+    // route skips the store read of the signing key; stopped after the rounds.
     let mut keyed_vars = service_vars.clone();
     keyed_vars.push(("jwt_secret".into(), JWT_SECRET.into()));
     let keyed = serve(&manifest, "secure-backend", &service_wasm, &keyed_vars)?;
     let username = "benchuser";
     let token = floors::user_with_token(service.addr, username)?;
     let keyed_token = floors::user_with_token(keyed.addr, username)?;
+    // The host-call rounds delete `k`: put it back for hello's `/get` figure.
+    floors::set_key(hello.addr)?;
+    let (status, body) = load::request(hello.addr, "GET", floors::CHECK_PATH, &[], "")?;
+    let body = String::from_utf8_lossy(&body);
+    ensure!(
+        status == 200 && !body.contains("null"),
+        "hello GET {} answered {status}: {body}",
+        floors::CHECK_PATH
+    );
 
-    let protected_url = format!("http://{}/auth/protected", service.addr);
-    let protected = Script::Get { token: Some(token) };
-    step("protected: warm-up");
-    wrk.run(&protected_url, &protected, 2, 32, timing.warmup)?;
-    step("protected: -t2 -c32");
-    let protected_load = wrk.run(&protected_url, &protected, 2, 32, timing.row)?;
-    let keyed_url = format!("http://{}/auth/protected", keyed.addr);
-    let keyed_script = Script::Get {
-        token: Some(keyed_token),
+    let target = |name: &str, url: String, token: Option<String>| rounds::Target {
+        name: name.to_owned(),
+        url,
+        script: Script::Get { token },
     };
-    step("protected with jwt_secret set: warm-up");
-    wrk.run(&keyed_url, &keyed_script, 2, 32, timing.warmup)?;
-    step("protected with jwt_secret set: -t2 -c32");
-    let keyed_load = wrk.run(&keyed_url, &keyed_script, 2, 32, timing.row)?;
+    let hello_static = target(
+        "hello /static",
+        format!("http://{}/static", hello.addr),
+        None,
+    );
+    let figures = [
+        target(
+            "protected",
+            format!("http://{}/auth/protected", service.addr),
+            Some(token),
+        ),
+        target(
+            "protected with jwt_secret set",
+            format!("http://{}/auth/protected", keyed.addr),
+            Some(keyed_token),
+        ),
+        target(
+            "hello /get?key=k",
+            format!("http://{}{}", hello.addr, floors::CHECK_PATH),
+            None,
+        ),
+    ];
+    let interleaved = rounds::measure(
+        &wrk,
+        &hello_static,
+        &figures,
+        timing.rounds,
+        timing.round,
+        timing.warmup,
+    )?;
     keyed.stop();
+    hello.stop();
 
     // The same service at the lowest bcrypt cost, fresh state (so the user's
     // hash is at that cost too): what a login costs besides bcrypt.
@@ -343,9 +377,7 @@ fn run(opts: &Options) -> Result<()> {
         low_lockout: low.note.clone(),
         client_check: &client_check,
         host_calls: &host_calls,
-        hello: hello_load,
-        protected: protected_load,
-        protected_keyed: keyed_load,
+        interleaved: &interleaved,
         login_busy,
         busy_connections: busy,
         register: register_load,

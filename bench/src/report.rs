@@ -3,6 +3,7 @@
 use crate::floors::{ClientCheck, HostCalls, Logins, LOW_COST};
 use crate::load::Load;
 use crate::native::{Bcrypt, RouteCost, StoreOps};
+use crate::rounds::{self, Figure, Interleaved};
 use crate::server::Runtime;
 use crate::Timing;
 
@@ -29,10 +30,10 @@ pub struct Report<'a> {
     pub low_lockout: String,
     pub client_check: &'a ClientCheck,
     pub host_calls: &'a HostCalls,
-    pub hello: Load,
-    pub protected: Load,
-    /// `/auth/protected` on an instance with `jwt_secret` set.
-    pub protected_keyed: Load,
+    /// hello's `/static` and, in this order, `/auth/protected`, the same on
+    /// an instance with `jwt_secret` set, and hello's `/get?key=k`, in
+    /// interleaved rounds.
+    pub interleaved: &'a Interleaved,
     pub login_busy: Load,
     pub busy_connections: usize,
     pub register: Load,
@@ -142,6 +143,15 @@ fn errors(load: &Load) -> String {
     }
 }
 
+/// "median of 6 interleaved rounds, range 0.52–0.61"
+fn rounds_note(figure: &Figure) -> String {
+    let (lo, hi) = figure.range();
+    format!(
+        "median of {} interleaved rounds, range {lo:.2}–{hi:.2}",
+        figure.ratios.len()
+    )
+}
+
 fn verdict(pass: bool) -> &'static str {
     if pass {
         "pass"
@@ -190,14 +200,18 @@ impl Report<'_> {
         let mut rows: Vec<[String; 6]> = Vec::new();
         let mut row = |cells: [&str; 6]| rows.push(cells.map(str::to_owned));
         let t = self.timing;
+        let rounds = format!(
+            "hello `/static`, `/auth/protected` (two instances) and hello `/get` in {} interleaved rounds of {} s per run",
+            self.interleaved.rounds, self.interleaved.round_secs
+        );
         let run = if self.quick {
             format!(
-                "quick (`--quick`: {} s per row, {} s warm-ups): rough figures",
+                "quick (`--quick`: {} s per row; {rounds}; {} s warm-ups): rough figures",
                 t.row, t.warmup
             )
         } else {
             format!(
-                "full ({} s per row, {} s for sequential login, {} s warm-ups)",
+                "full ({} s per row; {rounds}; {} s for sequential login, {} s warm-ups)",
                 t.row, t.login_sequential, t.warmup
             )
         };
@@ -375,28 +389,57 @@ impl Report<'_> {
             "",
             "",
         ]);
-        let protected_ratio = self.protected.ok_per_sec() / self.hello.ok_per_sec();
+        let inter = self.interleaved;
+        let [protected, keyed, get] = &inter.figures[..] else {
+            panic!("expected three interleaved figures");
+        };
+        let protected_ratio = protected.ratio();
         row([
             "`GET /auth/protected`, valid Bearer token (`-t2 -c32`)",
-            &throughput(&self.protected),
+            &throughput(&protected.pooled),
             &format!(
-                "hello component (`GET /static`), same runtime: {}",
-                throughput(&self.hello)
+                "hello component (`GET /static`), same runtime, served alongside: {}. Ratio: {} (each round's throughput over the mean of the hello rounds either side; {} s per run)",
+                throughput(&inter.hello),
+                rounds_note(protected),
+                inter.round_secs
             ),
             &format!("{protected_ratio:.2}"),
             &format!("≥ {PROTECTED_GOAL:.2}"),
             verdict(protected_ratio >= PROTECTED_GOAL),
         ]);
-        let keyed_ratio = self.protected_keyed.ok_per_sec() / self.hello.ok_per_sec();
+        // The default instance against the keyed one, round by round.
+        let against: Vec<f64> = protected
+            .rounds
+            .iter()
+            .zip(&keyed.rounds)
+            .map(|(p, k)| (p.ok_per_sec() / k.ok_per_sec() - 1.0) * 100.0)
+            .collect();
+        let (lo, hi) = against
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                (lo.min(x), hi.max(x))
+            });
         row([
-            "`GET /auth/protected`, a second instance with `jwt_secret` set (`-t2 -c32`): 1 variable read + 1 store `get` instead of 1 + 2",
-            &throughput(&self.protected_keyed),
+            "`GET /auth/protected`, a second instance with `jwt_secret` set (`-t2 -c32`, in the same rounds): 1 variable read + 1 store `get` instead of 1 + 2",
+            &throughput(&keyed.pooled),
             &format!(
-                "hello, as above; the default instance, which also reads the signing key from the store (the row above): {} req/s, {:+.0}% against this one",
-                rate(self.protected.ok_per_sec()),
-                (self.protected.ok_per_sec() / self.protected_keyed.ok_per_sec() - 1.0) * 100.0
+                "hello, as above. Ratio: {}. The default instance, which also reads the signing key from the store (the row above): {} req/s, {:+.0}% against this one (median of the rounds, range {lo:+.0}% to {hi:+.0}%)",
+                rounds_note(keyed),
+                rate(protected.pooled.ok_per_sec()),
+                rounds::median(&against)
             ),
-            &format!("{keyed_ratio:.2}"),
+            &format!("{:.2}", keyed.ratio()),
+            "",
+            "",
+        ]);
+        row([
+            "hello `GET /get?key=k` (`-t2 -c32`, in the same rounds): opens the store, one `get`: the floor of a route that reads one stored record",
+            &throughput(&get.pooled),
+            &format!(
+                "hello `GET /static`, as above. Ratio: {}. `/auth/protected` must read the user record (a store open and a `get` at least), so this is a ceiling for its ratio",
+                rounds_note(get)
+            ),
+            &format!("{:.2}", get.ratio()),
             "",
             "",
         ]);

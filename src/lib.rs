@@ -88,9 +88,12 @@ mod component {
         if parts.status != http::StatusCode::NO_CONTENT {
             headers.push(("content-length".into(), body.len().to_string().into_bytes()));
         }
-        // Only invalid or forbidden names fail here, and ours are neither;
-        // were one refused, the answer goes out without headers rather than not at all.
-        let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
+        // Only an invalid or forbidden header is refused, and ours are
+        // neither; were one, it alone is left out, never the others.
+        let fields = Fields::new();
+        for (name, value) in &headers {
+            let _ = fields.append(name, value);
+        }
         let outgoing = OutgoingResponse::new(fields);
         // Every status the router gives is a valid one.
         let _ = outgoing.set_status_code(parts.status.as_u16());

@@ -1455,3 +1455,80 @@ fn a_demotion_whose_answer_is_lost_never_counts_an_admin_twice() {
     );
     assert_error(&demote_root, 409, "last_admin");
 }
+
+/// The store as a demotion sees it: its record write lands, then stalls for
+/// a minute (the lease's keys stop protecting the record), during which
+/// another admin promotes the user again, and only then is its answer lost.
+struct StalledWriteThenPromotion<'a> {
+    app: &'a TestApp,
+    admin: String,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl KeyValue for StalledWriteThenPromotion<'_> {
+    fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.app.store.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        self.app.store.set(key, value)?;
+        if key == "user:deputy" && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.app.clock.advance_secs(61);
+            let res = self.app.call(
+                Method::PUT,
+                "/admin/users/deputy/role",
+                Some(&self.admin),
+                Some(&json!({"role": "admin"})),
+            );
+            assert_eq!(res.status, 200, "{}", res.body);
+            anyhow::bail!("the answer was lost");
+        }
+        Ok(())
+    }
+    fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.app.store.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> anyhow::Result<i64> {
+        self.app.store.increment(key, delta)
+    }
+}
+
+/// Second review: the count's repair must not read the record once the
+/// lease no longer protects it. Here the promotion in between counted deputy
+/// again; a repair would count deputy twice and let the last admin go.
+#[test]
+fn a_stalled_demotion_never_repairs_the_count_after_its_lease() {
+    let app = TestApp::new();
+    let root = app.admin_token("root");
+    assert_eq!(app.register_admin("deputy").status, 201);
+    let store = StalledWriteThenPromotion {
+        app: &app,
+        admin: root.clone(),
+        armed: true.into(),
+    };
+    let res = app.send_through(
+        &store,
+        app.request(Method::PUT, "/admin/users/deputy/role", "192.0.2.1")
+            .header("authorization", format!("Bearer {root}"))
+            .header("content-type", "application/json")
+            .body(json!({"role": "user"}).to_string().into_bytes())
+            .unwrap(),
+    );
+    assert_error(&res, 500, "internal_error");
+    // Root and deputy are admins; demoting both must stop at the last one.
+    let demote = |name: &str| {
+        app.call(
+            Method::PUT,
+            &format!("/admin/users/{name}/role"),
+            Some(&root),
+            Some(&json!({"role": "user"})),
+        )
+    };
+    let first = demote("deputy");
+    let last = demote("root");
+    assert!(
+        first.status == 409 || last.status == 409,
+        "both admins demoted: {} then {}",
+        first.body,
+        last.body
+    );
+}

@@ -16,7 +16,8 @@ use crate::context::Ctx;
 use crate::domain::{Role, User, Username};
 use crate::error::ApiError;
 use crate::security::guards::AdminUser;
-use crate::security::{lease, lockout, name_claim, sessions};
+use crate::security::lease::{self, Lease};
+use crate::security::{lockout, name_claim, sessions};
 use crate::stats::{self, Counter};
 use crate::user_index;
 use serde_json::{json, Map, Value};
@@ -192,14 +193,22 @@ pub fn set_role(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, Api
         if was == role {
             return Ok(user);
         }
+        user.role = role;
+        let record = user.to_record()?;
         if was == Role::Admin {
             take_admin(ctx, &username)?;
         }
-        user.role = role;
-        match lease.set(ctx.clock, &key, &user.to_record()?) {
+        // Too late to write: nothing was sent, so the admin goes back as is.
+        if let Err(e) = lease.check(ctx.clock) {
+            if was == Role::Admin {
+                let _ = stats::add(ctx.store, Counter::Admins, 1);
+            }
+            return Err(e);
+        }
+        match lease.set(ctx.clock, &key, &record) {
             Ok(()) if was == Role::User => stats::bump(ctx.store, Counter::Admins)?,
             Ok(()) => {}
-            Err(e) if was == Role::Admin => return Err(give_admin_back(ctx, &username, e)),
+            Err(e) if was == Role::Admin => return Err(give_admin_back(ctx, lease, &username, e)),
             Err(e) => return Err(e),
         }
         Ok(user)
@@ -231,7 +240,7 @@ pub fn delete_user(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, 
             .and_then(|()| lease.delete(ctx.clock, &key));
         match cleared {
             Ok(()) => Ok(user),
-            Err(e) if user.role == Role::Admin => Err(give_admin_back(ctx, &username, e)),
+            Err(e) if user.role == Role::Admin => Err(give_admin_back(ctx, lease, &username, e)),
             Err(e) => Err(e),
         }
     })?;
@@ -263,11 +272,15 @@ fn take_admin(ctx: &Ctx, username: &Username) -> Result<(), ApiError> {
 
 /// The demotion or deletion of `username` failed after [`take_admin`]:
 /// put the admin back on the count, but only if the record shows it did
-/// not happen. A failure can come after the write landed (its answer lost,
-/// or the lease's release failing), and giving back then would count an
-/// admin who is gone, which could let the last one go. When the record
-/// cannot be read either, the count stays low, which only refuses more.
-fn give_admin_back(ctx: &Ctx, username: &Username, error: ApiError) -> ApiError {
+/// not happen, read while `lease` still holds it (no other change of the
+/// user can land in between). A failure can come after the write landed
+/// (its answer lost), and giving back then would count an admin who is
+/// gone, which could let the last one go. When the lease is too old or the
+/// record cannot be read, the count stays low, which only refuses more.
+fn give_admin_back(ctx: &Ctx, lease: &Lease, username: &Username, error: ApiError) -> ApiError {
+    if lease.check(ctx.clock).is_err() {
+        return error;
+    }
     if let Ok(Some(user)) = User::from_record(ctx.store.get(&User::key(username)).ok().flatten()) {
         if user.role == Role::Admin {
             let _ = stats::add(ctx.store, Counter::Admins, 1);

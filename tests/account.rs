@@ -64,34 +64,6 @@ fn me(app: &TestApp, access: &str) -> TestResponse {
     app.get("/auth/me", Some(access))
 }
 
-fn assert_no_content(res: &TestResponse) {
-    assert_eq!(res.status, 204, "body: {}", res.body);
-    assert!(res.raw.is_empty(), "a 204 has no body: {:?}", res.raw);
-}
-
-fn assert_access_works(app: &TestApp, access: &str, what: &str) {
-    let res = app.get("/auth/protected", Some(access));
-    assert_eq!(res.status, 200, "{what}: {}", res.body);
-}
-
-fn assert_access_refused(app: &TestApp, access: &str, what: &str) {
-    let res = app.get("/auth/protected", Some(access));
-    assert_eq!(res.status, 401, "{what}: {}", res.body);
-    assert_error(&res, 401, "invalid_token");
-}
-
-fn assert_refresh_works(app: &TestApp, token: &str, what: &str) -> Pair {
-    let res = refresh(app, token);
-    assert_eq!(res.status, 200, "{what}: {}", res.body);
-    pair(&res)
-}
-
-fn assert_refresh_refused(app: &TestApp, token: &str, what: &str) {
-    let res = refresh(app, token);
-    assert_eq!(res.status, 401, "{what}: {}", res.body);
-    assert_error(&res, 401, "invalid_token");
-}
-
 fn stat(app: &TestApp, admin: &str, name: &str) -> i64 {
     let res = app.get("/admin/dashboard", Some(admin));
     assert_eq!(res.status, 200, "{}", res.body);

@@ -8,9 +8,7 @@ mod common;
 use common::*;
 use http::Method;
 use secure_backend::clock::Clock;
-use secure_backend::context::Services;
 use secure_backend::domain::{User, Username};
-use secure_backend::router;
 use secure_backend::store::{KeyValue, MemoryStore};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -49,43 +47,7 @@ fn send_via(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> TestResponse {
-    let mut req = app.request(method, path, "192.0.2.1");
-    if let Some(token) = token {
-        req = req.header("authorization", format!("Bearer {token}"));
-    }
-    let bytes = match body {
-        Some(body) => {
-            req = req.header("content-type", "application/json");
-            body.to_string().into_bytes()
-        }
-        None => Vec::new(),
-    };
-    let services = Services {
-        store,
-        clock: &app.clock,
-        audit: &app.audit,
-        variables: &app.vars,
-    };
-    let response = router::handle(req.body(bytes).unwrap(), services);
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let raw = response.into_body();
-    let body = if raw.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&raw).expect("a non-empty response is JSON")
-    };
-    TestResponse {
-        status,
-        headers,
-        raw,
-        body,
-    }
-}
-
-fn assert_no_content(res: &TestResponse) {
-    assert_eq!(res.status, 204, "body: {}", res.body);
-    assert!(res.raw.is_empty(), "204 has no body: {:?}", res.raw);
+    app.call_through(store, method, path, token, body)
 }
 
 fn show(app: &TestApp, token: &str, name: &str) -> TestResponse {

@@ -238,6 +238,18 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> TestResponse {
+        self.call_through(&self.store, method, path, token, body)
+    }
+
+    /// [`TestApp::call`], with `store` in place of the app's own.
+    pub fn call_through(
+        &self,
+        store: &dyn KeyValue,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> TestResponse {
         let mut req = self.request(method, path, "192.0.2.1");
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
@@ -249,7 +261,7 @@ impl TestApp {
             }
             None => Vec::new(),
         };
-        self.send(req.body(bytes).unwrap())
+        self.send_through(store, req.body(bytes).unwrap())
     }
 
     /// POST /auth/refresh with `refresh_token`.
@@ -307,6 +319,35 @@ pub fn pair(res: &TestResponse) -> Pair {
         access: res.token(),
         refresh: res.refresh_token(),
     }
+}
+
+/// A 204: no body at all.
+pub fn assert_no_content(res: &TestResponse) {
+    assert_eq!(res.status, 204, "body: {}", res.body);
+    assert!(res.raw.is_empty(), "a 204 has no body: {:?}", res.raw);
+}
+
+pub fn assert_access_works(app: &TestApp, access: &str, what: &str) {
+    let res = app.get("/auth/protected", Some(access));
+    assert_eq!(res.status, 200, "{what}: {}", res.body);
+}
+
+pub fn assert_access_refused(app: &TestApp, access: &str, what: &str) {
+    let res = app.get("/auth/protected", Some(access));
+    assert_eq!(res.status, 401, "{what}: {}", res.body);
+    assert_error(&res, 401, "invalid_token");
+}
+
+pub fn assert_refresh_works(app: &TestApp, token: &str, what: &str) -> Pair {
+    let res = app.refresh(token);
+    assert_eq!(res.status, 200, "{what}: {}", res.body);
+    pair(&res)
+}
+
+pub fn assert_refresh_refused(app: &TestApp, token: &str, what: &str) {
+    let res = app.refresh(token);
+    assert_eq!(res.status, 401, "{what}: {}", res.body);
+    assert_error(&res, 401, "invalid_token");
 }
 
 /// Every error body has exactly this shape.

@@ -74,7 +74,7 @@ mod component {
     /// Hands the response to Spin as it is: spin-sdk's conversion from
     /// `http::Response` would copy the headers through a lowercasing
     /// `HashMap`, which costs the component its Unicode case tables (about
-    /// 40 KiB with what comes with it, BENCHMARKS.md) and every request an
+    /// 28 KiB with what comes with it, BENCHMARKS.md) and every request an
     /// allocation per header. Our header names are lowercase already.
     async fn respond(response: http::Response<Vec<u8>>, out: ResponseOutparam) {
         let (parts, body) = response.into_parts();

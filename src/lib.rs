@@ -78,21 +78,17 @@ mod component {
     /// allocation per header. Our header names are lowercase already.
     async fn respond(response: http::Response<Vec<u8>>, out: ResponseOutparam) {
         let (parts, body) = response.into_parts();
-        let mut headers: Vec<(String, Vec<u8>)> = parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-            .collect();
-        // A known length: the answer goes out in one piece, not chunked.
-        // A 204 has no body and must not say so (RFC 9110 §8.6).
-        if parts.status != http::StatusCode::NO_CONTENT {
-            headers.push(("content-length".into(), body.len().to_string().into_bytes()));
-        }
         // Only an invalid or forbidden header is refused, and ours are
         // neither; were one, it alone is left out, never the others.
         let fields = Fields::new();
-        for (name, value) in &headers {
-            let _ = fields.append(name, value);
+        for (name, value) in &parts.headers {
+            let _ = fields.append(name.as_str(), value.as_bytes());
+        }
+        // A known length: the answer goes out in one piece, not chunked.
+        // A 204 has no body and must not say so (RFC 9110 §8.6).
+        if parts.status != http::StatusCode::NO_CONTENT {
+            let length = body.len().to_string().into_bytes();
+            let _ = fields.append("content-length", &length);
         }
         let outgoing = OutgoingResponse::new(fields);
         // Every status the router gives is a valid one.

@@ -13,14 +13,9 @@ use serde_json::{json, Value};
 const NEW_PASSWORD: &str = "a brand new passphrase";
 const WRONG_PASSWORD: &str = "not the password at all";
 
-/// The rate limits are not what these tests test: many logins from one address.
+/// The rate limits are not what these tests test.
 fn app_with(extra: &[(&str, &str)]) -> TestApp {
-    let mut vars = vec![
-        ("login_rate_limit", "1000"),
-        ("register_rate_limit", "1000"),
-    ];
-    vars.extend_from_slice(extra);
-    TestApp::with_vars(&vars)
+    TestApp::unthrottled(extra)
 }
 
 fn app() -> TestApp {

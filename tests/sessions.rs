@@ -13,14 +13,9 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// The rate limits are not what these tests test: many logins from one address.
+/// The rate limits are not what these tests test.
 fn app_with(extra: &[(&str, &str)]) -> TestApp {
-    let mut vars = vec![
-        ("login_rate_limit", "1000"),
-        ("register_rate_limit", "1000"),
-    ];
-    vars.extend_from_slice(extra);
-    TestApp::with_vars(&vars)
+    TestApp::unthrottled(extra)
 }
 
 fn app() -> TestApp {

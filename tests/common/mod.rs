@@ -101,6 +101,17 @@ impl TestApp {
         Self::with_vars(&[])
     }
 
+    /// For tests of something other than the rate limits: many logins and
+    /// registrations from one address.
+    pub fn unthrottled(pairs: &[(&str, &str)]) -> Self {
+        let mut vars = vec![
+            ("login_rate_limit", "1000"),
+            ("register_rate_limit", "1000"),
+        ];
+        vars.extend_from_slice(pairs);
+        Self::with_vars(&vars)
+    }
+
     pub fn with_vars(pairs: &[(&str, &str)]) -> Self {
         let mut vars: HashMap<String, String> = HashMap::from([
             ("bcrypt_cost".into(), "4".into()),

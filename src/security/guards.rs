@@ -28,20 +28,34 @@ pub struct AdminUser(pub AuthUser);
 
 /// The Bearer token of a request (RFC 6750 §2.1), if it has one.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::MissingToken)?
-        .to_str()
-        .map_err(|_| ApiError::InvalidToken)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::MissingToken)?;
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(ApiError::MissingToken)?;
+    // Two credentials are ambiguous (a proxy or a log may have seen the
+    // other one), so neither is used.
+    if values.next().is_some() {
+        return Err(ApiError::InvalidToken);
+    }
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?.trim();
+    let scheme_end = value.find([' ', '\t']).ok_or(ApiError::MissingToken)?;
+    let (scheme, rest) = value.split_at(scheme_end);
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::MissingToken);
     }
-    let token = token.trim();
-    if token.is_empty() {
+    // `"Bearer" 1*SP b64token` and nothing else: no tab, no second word.
+    let token = rest.trim_start_matches(' ');
+    if !is_b64token(token) {
         return Err(ApiError::InvalidToken);
     }
     Ok(token)
+}
+
+/// RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
 pub fn require_user(ctx: &Ctx, headers: &HeaderMap) -> Result<AuthUser, ApiError> {

@@ -142,3 +142,146 @@ fn health_is_not_ready_while_a_variable_is_broken() {
         "/health says ready while login is refused for a config error"
     );
 }
+
+const GOOD_SECRET: &str = "an-operator-secret-of-at-least-32-bytes!!";
+
+/// Review of issue 8, finding 1: a refresh read `jwt_secret` only after
+/// rotating, so a restart with a broken key spent every refreshing client's
+/// token and the retry looked like theft. An operator restarts with a broken
+/// `jwt_secret` (too short); a client refreshes and gets a 500; the operator
+/// fixes the variable; the client retries the same refresh token, as it
+/// never received a new one.
+#[test]
+fn a_refresh_refused_for_a_broken_jwt_secret_spends_nothing() {
+    let mut app = TestApp::unthrottled(&[("jwt_secret", GOOD_SECRET)]);
+    assert_eq!(app.register("alice", PASSWORD).status, 201);
+    let p = pair(&app.login("alice", PASSWORD));
+
+    app.vars.insert("jwt_secret".into(), "too-short".into());
+    let before = app.store.snapshot();
+    let broken = app.refresh(&p.refresh);
+    let after = app.store.snapshot();
+    let changed: Vec<_> = after
+        .keys()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect();
+
+    app.vars.insert("jwt_secret".into(), GOOD_SECRET.into());
+    let retry = app.refresh(&p.refresh);
+    assert!(app.events_named("refresh_token_reuse").is_empty());
+    let access = app.get("/auth/protected", Some(&p.access));
+    assert_error(&broken, 500, "internal_error");
+    assert!(
+        changed.is_empty(),
+        "a request refused for a broken variable changed the store: {changed:?}"
+    );
+    assert_eq!(retry.status, 200, "the session was lost to a config error");
+    assert_eq!(access.status, 200);
+}
+
+/// Every route, with each variable broken in turn: a request that answers
+/// 500 for the broken variable has not changed the store.
+#[test]
+fn no_route_changes_the_store_before_refusing_a_broken_variable() {
+    let broken: &[(&str, &str)] = &[
+        ("jwt_secret", "short"),
+        ("admin_bootstrap_token", "short"),
+        ("bcrypt_cost", "x"),
+        ("token_ttl_seconds", "x"),
+        ("refresh_token_ttl_seconds", "x"),
+        ("session_ttl_seconds", "x"),
+        ("login_rate_limit", "x"),
+        ("login_rate_window_seconds", "x"),
+        ("register_rate_limit", "x"),
+        ("register_rate_window_seconds", "x"),
+        ("lockout_threshold", "x"),
+        ("lockout_duration_seconds", "x"),
+        ("client_ip_header", "bad header"),
+    ];
+    let routes = [
+        "register",
+        "register_admin",
+        "login_ok",
+        "login_bad",
+        "refresh",
+        "logout",
+        "logout_global",
+        "password",
+        "password_wrong",
+        "protected",
+        "me",
+        "dashboard",
+        "list",
+        "show",
+        "unlock",
+        "role",
+        "revoke",
+        "delete",
+        "health",
+    ];
+    let mut failures = Vec::new();
+    for (var, value) in broken {
+        for route in routes {
+            let mut app = TestApp::unthrottled(&[("jwt_secret", GOOD_SECRET)]);
+            let admin = app.admin_token("root");
+            assert_eq!(app.register("alice", PASSWORD).status, 201);
+            assert_eq!(app.register("bob", PASSWORD).status, 201);
+            let p = pair(&app.login("alice", PASSWORD));
+            app.vars.insert(var.to_string(), value.to_string());
+            let before = app.store.snapshot();
+            let res = match route {
+                "register" => app.register("carol", PASSWORD),
+                "register_admin" => app.register_admin("root2"),
+                "login_ok" => app.login("alice", PASSWORD),
+                "login_bad" => app.login("alice", "wrong password!!"),
+                "refresh" => app.refresh(&p.refresh),
+                "logout" => app.call(Method::POST, "/auth/logout", Some(&p.access), None),
+                "logout_global" => {
+                    app.call(Method::POST, "/auth/logout?scope=global", Some(&p.access), None)
+                }
+                "password" => app.call(
+                    Method::POST,
+                    "/auth/password",
+                    Some(&p.access),
+                    Some(&json!({"current_password": PASSWORD, "new_password": "another long one"})),
+                ),
+                "password_wrong" => app.call(
+                    Method::POST,
+                    "/auth/password",
+                    Some(&p.access),
+                    Some(&json!({"current_password": "nope nope nope", "new_password": "another long one"})),
+                ),
+                "protected" => app.get("/auth/protected", Some(&p.access)),
+                "me" => app.get("/auth/me", Some(&p.access)),
+                "dashboard" => app.get("/admin/dashboard", Some(&admin)),
+                "list" => app.get("/admin/users", Some(&admin)),
+                "show" => app.get("/admin/users/bob", Some(&admin)),
+                "unlock" => app.call(Method::POST, "/admin/users/bob/unlock", Some(&admin), None),
+                "role" => app.call(
+                    Method::PUT,
+                    "/admin/users/bob/role",
+                    Some(&admin),
+                    Some(&json!({"role": "admin"})),
+                ),
+                "revoke" => app.call(Method::POST, "/admin/users/bob/sessions/revoke", Some(&admin), None),
+                "delete" => app.call(Method::DELETE, "/admin/users/bob", Some(&admin), None),
+                "health" => app.get("/health", None),
+                _ => unreachable!(),
+            };
+            let after = app.store.snapshot();
+            let changed: Vec<_> = after
+                .keys()
+                .chain(before.keys())
+                .filter(|k| before.get(*k) != after.get(*k))
+                .cloned()
+                .collect();
+            if res.status == 500 && !changed.is_empty() {
+                failures.push(format!(
+                    "{var} broken, {route}: 500 after changing {changed:?}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}

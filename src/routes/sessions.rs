@@ -19,6 +19,9 @@ pub fn refresh(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
     let mut fields = json_fields(input.headers, input.body)?.only(&["refresh_token"])?;
     let raw = fields.string("refresh_token")?;
     let (ttl, policy) = (ctx.config.token_ttl_secs()?, ctx.config.sessions()?);
+    // The signing key's setting too: a broken one must refuse before the
+    // rotation below spends the token, or the session would be lost.
+    ctx.config.jwt_secret()?;
     // Its audit line names the client: refuse before touching the store without one.
     ctx.client_ip()?;
     let reject = |username: Option<&str>, reason: &str| {
@@ -117,7 +120,7 @@ enum Scope {
 /// in the body, if one is given); `global` every session of the account;
 /// `others` every one but this.
 pub fn logout(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiError> {
-    let scope = match input.query(&["scope"])?.first() {
+    let scope = match input.query.first() {
         None | Some((_, "local")) => Scope::Local,
         Some((_, "global")) => Scope::Global,
         Some((_, "others")) => Scope::Others,

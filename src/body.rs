@@ -4,7 +4,9 @@
 
 use crate::error::ApiError;
 use http::{header, HeaderMap};
+use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::{Map, Value};
+use std::fmt;
 
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
@@ -18,12 +20,56 @@ pub fn json_fields(headers: &HeaderMap, body: &[u8]) -> Result<Fields, ApiError>
     if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(Fields(map)),
-        Ok(_) => Err(ApiError::Validation(
-            "request body must be a JSON object".into(),
-        )),
+    match serde_json::from_slice::<UniqueKeys>(body) {
+        Ok(UniqueKeys(map)) => Ok(Fields(map)),
+        // Well-formed JSON that is not an object of unique keys.
+        Err(e) if e.is_data() => {
+            let message = e.to_string();
+            let message = match message.strip_prefix(DUPLICATE) {
+                Some(rest) => {
+                    let field = rest.rsplit_once(" at line ").map_or(rest, |(f, _)| f);
+                    format!("{DUPLICATE}{field}")
+                }
+                None => "request body must be a JSON object".into(),
+            };
+            Err(ApiError::Validation(message))
+        }
         Err(_) => Err(ApiError::InvalidJson),
+    }
+}
+
+const DUPLICATE: &str = "duplicate field: ";
+
+/// A JSON object whose keys are all different. `serde_json::Map` keeps the
+/// last of two equal keys, so `{"role": "user", "role": "admin"}` would mean
+/// whatever one parser picks while a proxy or log reader picks the other:
+/// refused instead.
+struct UniqueKeys(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Map<String, Value>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    let value = access.next_value::<Value>()?;
+                    if map.contains_key(&key) {
+                        let shown: String = key.chars().take(64).collect();
+                        return Err(A::Error::custom(format!("{DUPLICATE}{shown:?}")));
+                    }
+                    map.insert(key, value);
+                }
+                Ok(map)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor).map(UniqueKeys)
     }
 }
 

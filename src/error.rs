@@ -150,3 +150,69 @@ impl ApiError {
         serde_json::json!({ "error": { "code": self.code(), "message": self.message() } })
     }
 }
+
+/// One error of every kind, for the contract test (every code must be in
+/// `openapi.yaml`). The unit test below fails to compile when a variant is
+/// added without a sample.
+pub fn samples() -> Vec<ApiError> {
+    vec![
+        ApiError::Validation(String::new()),
+        ApiError::InvalidJson,
+        ApiError::Forbidden(""),
+        ApiError::UsernameTaken,
+        ApiError::PayloadTooLarge,
+        ApiError::UnsupportedMediaType,
+        ApiError::RateLimited { retry_after: 1 },
+        ApiError::InvalidCredentials,
+        ApiError::AccountLocked { retry_after: 1 },
+        ApiError::MissingToken,
+        ApiError::InvalidToken,
+        ApiError::NotFound,
+        ApiError::MethodNotAllowed { allow: Vec::new() },
+        ApiError::Unavailable,
+        ApiError::Busy,
+        ApiError::LastAdmin,
+        ApiError::UserNotFound,
+        ApiError::Config(String::new()),
+        ApiError::Internal(anyhow::anyhow!("")),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A distinct number per variant: a new variant fails to compile here
+    /// until it is numbered, and then `samples` must hold it.
+    fn variant(e: &ApiError) -> usize {
+        match e {
+            ApiError::Validation(_) => 0,
+            ApiError::InvalidJson => 1,
+            ApiError::Forbidden(_) => 2,
+            ApiError::UsernameTaken => 3,
+            ApiError::PayloadTooLarge => 4,
+            ApiError::UnsupportedMediaType => 5,
+            ApiError::RateLimited { .. } => 6,
+            ApiError::InvalidCredentials => 7,
+            ApiError::AccountLocked { .. } => 8,
+            ApiError::MissingToken => 9,
+            ApiError::InvalidToken => 10,
+            ApiError::NotFound => 11,
+            ApiError::MethodNotAllowed { .. } => 12,
+            ApiError::Unavailable => 13,
+            ApiError::Busy => 14,
+            ApiError::LastAdmin => 15,
+            ApiError::UserNotFound => 16,
+            ApiError::Config(_) => 17,
+            ApiError::Internal(_) => 18,
+        }
+    }
+    const VARIANTS: usize = 19;
+
+    #[test]
+    fn samples_hold_every_variant_once() {
+        let mut seen: Vec<usize> = samples().iter().map(variant).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..VARIANTS).collect::<Vec<_>>());
+    }
+}

@@ -4,7 +4,7 @@
 use crate::audit::{Event, Outcome};
 use crate::context::{Ctx, RequestMeta, Services};
 use crate::error::ApiError;
-use crate::routes::{account, admin, auth, health, sessions, Input, Reply};
+use crate::routes::{account, admin, auth, health, openapi, parse_query, sessions, Input, Reply};
 use crate::security::guards::{require_admin, require_user, AdminUser, AuthUser};
 use crate::security::{random_bytes, to_hex};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -27,18 +27,30 @@ struct Route {
     /// handed to the handler in order as [`Input::params`].
     path: &'static str,
     handler: Handler,
+    /// The query parameters the route takes; any other is refused.
+    query: &'static [&'static str],
 }
 
 const fn route(method: Method, path: &'static str, handler: Handler) -> Route {
+    route_with_query(method, path, &[], handler)
+}
+
+const fn route_with_query(
+    method: Method,
+    path: &'static str,
+    query: &'static [&'static str],
+    handler: Handler,
+) -> Route {
     Route {
         method,
         path,
         handler,
+        query,
     }
 }
 
 /// Every route of the API. Keep `spin.toml` in step.
-static ROUTES: [Route; 15] = [
+static ROUTES: [Route; 16] = [
     route(
         Method::POST,
         "/auth/register",
@@ -50,9 +62,10 @@ static ROUTES: [Route; 15] = [
         "/auth/refresh",
         Handler::Public(sessions::refresh),
     ),
-    route(
+    route_with_query(
         Method::POST,
         "/auth/logout",
+        &["scope"],
         Handler::User(sessions::logout),
     ),
     route(
@@ -71,9 +84,10 @@ static ROUTES: [Route; 15] = [
         "/admin/dashboard",
         Handler::Admin(admin::dashboard),
     ),
-    route(
+    route_with_query(
         Method::GET,
         "/admin/users",
+        &["limit", "cursor"],
         Handler::Admin(admin::list_users),
     ),
     route(
@@ -102,11 +116,18 @@ static ROUTES: [Route; 15] = [
         Handler::Admin(admin::revoke_sessions),
     ),
     route(Method::GET, "/health", Handler::Public(health::check)),
+    route(Method::GET, "/openapi.json", Handler::Public(openapi::spec)),
 ];
 
 /// The path patterns the API serves (the manifest must route each to this component).
 pub fn paths() -> impl Iterator<Item = &'static str> {
     ROUTES.iter().map(|r| r.path)
+}
+
+/// Every method and path pattern the API serves (`openapi.yaml` must
+/// describe each, and nothing else).
+pub fn operations() -> impl Iterator<Item = (&'static Method, &'static str)> {
+    ROUTES.iter().map(|r| (&r.method, r.path))
 }
 
 /// Serves one request. Never panics on anything the request holds.
@@ -122,7 +143,7 @@ pub fn handle(req: Request<Vec<u8>>, services: Services) -> Response<Vec<u8>> {
     let ctx = Ctx::new(services, meta, &parts.headers);
     let result = dispatch(&ctx, &parts, &body);
     match result {
-        Ok(reply) => respond(&ctx.meta, reply.status, reply.body.as_ref(), Vec::new()),
+        Ok(reply) => respond(&ctx.meta, reply.status, reply.body.into_bytes(), Vec::new()),
         Err(error) => {
             let detail = match &error {
                 ApiError::Internal(e) => Some((Event::InternalError, format!("{e:#}"))),
@@ -135,7 +156,7 @@ pub fn handle(req: Request<Vec<u8>>, services: Services) -> Response<Vec<u8>> {
             respond(
                 &ctx.meta,
                 error.status(),
-                Some(&error.body()),
+                Some(error.body().to_string().into_bytes()),
                 error.headers(),
             )
         }
@@ -174,7 +195,7 @@ fn dispatch(ctx: &Ctx, parts: &http::request::Parts, body: &[u8]) -> HandlerResu
     let input = Input {
         headers: &parts.headers,
         body,
-        query: parts.uri.query(),
+        query: parse_query(parts.uri.query(), route.query)?,
         params: params.clone(),
     };
     match route.handler {
@@ -184,18 +205,18 @@ fn dispatch(ctx: &Ctx, parts: &http::request::Parts, body: &[u8]) -> HandlerResu
     }
 }
 
-/// A `None` body is an empty response (204).
+/// A `None` body is an empty response (204); any other is JSON.
 fn respond(
     meta: &RequestMeta,
     status: StatusCode,
-    body: Option<&serde_json::Value>,
+    body: Option<Vec<u8>>,
     extra: Vec<(header::HeaderName, HeaderValue)>,
 ) -> Response<Vec<u8>> {
-    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    let mut response = Response::new(bytes);
+    let has_body = body.is_some();
+    let mut response = Response::new(body.unwrap_or_default());
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    if body.is_some() {
+    if has_body {
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

@@ -715,6 +715,14 @@ pub fn route_costs(defaults: &HashMap<String, String>, samples: usize) -> Result
         false,
     )?;
     measure(
+        "GET /openapi.json",
+        "",
+        200,
+        samples,
+        &mut |_| Ok(request(Method::GET, "/openapi.json", &[], "")),
+        false,
+    )?;
+    measure(
         "GET /nope",
         "unknown path",
         404,

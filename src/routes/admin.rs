@@ -83,7 +83,7 @@ fn acted(ctx: &Ctx, event: Event, admin: &AdminUser, target: &Username) -> Resul
 /// number of users.
 pub fn list_users(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, ApiError> {
     let (mut limit, mut cursor) = (DEFAULT_PAGE, 1);
-    for (name, value) in input.query(&["limit", "cursor"])? {
+    for &(name, value) in &input.query {
         let number = value.parse::<u64>().ok().filter(|n| *n >= 1);
         match (name, number) {
             ("limit", Some(n)) if n <= MAX_PAGE => limit = n,

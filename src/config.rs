@@ -3,7 +3,10 @@
 //! at most once per request: Spin resolves every read through its provider
 //! chain, which costs about as much as a whole small request
 //! (`shared/SPIN-NOTES.md`). A value that does not parse is a configuration
-//! error: every request that needs it is refused (fails closed).
+//! error: every request that needs it is refused (fails closed). So is a
+//! variable that cannot be read (a provider failing, say): only a variable
+//! that is undefined or empty takes its default, never one whose value is
+//! unknown.
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -11,13 +14,15 @@ use std::fmt;
 
 /// Where variable values come from: Spin variables in the component, a map in tests.
 pub trait Variables {
-    /// The value, or `None` when unset or empty.
-    fn get(&self, name: &str) -> Option<String>;
+    /// The value; `None` when unset or empty; an error (see
+    /// [`ConfigError::unreadable`]) when it could not be read, which refuses
+    /// whatever needs the variable rather than apply its default.
+    fn get(&self, name: &str) -> Result<Option<String>, ConfigError>;
 }
 
 impl Variables for HashMap<String, String> {
-    fn get(&self, name: &str) -> Option<String> {
-        HashMap::get(self, name).filter(|v| !v.is_empty()).cloned()
+    fn get(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        Ok(HashMap::get(self, name).filter(|v| !v.is_empty()).cloned())
     }
 }
 
@@ -58,9 +63,20 @@ pub struct LockoutPolicy {
     pub lock_secs: u64,
 }
 
-/// A variable that does not parse. Its message names the variable, never its value.
+/// A variable that does not parse, or could not be read. Its message names
+/// the variable, never its value.
 #[derive(Clone, Debug)]
 pub struct ConfigError(pub String);
+
+impl ConfigError {
+    /// `name` could not be read: `why` is the provider's account of it (a
+    /// read that failed has no value to leak).
+    pub fn unreadable(name: &str, why: &str) -> Self {
+        ConfigError(format!(
+            "variable {name} could not be read ({why}); refusing what needs it"
+        ))
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -229,7 +245,7 @@ impl<'v> Config<'v> {
     /// Spin's own `spin-client-addr`.
     pub fn client_ip_header(&self) -> Result<Option<http::HeaderName>, ConfigError> {
         get(&self.client_ip_header, || {
-            match self.vars.get("client_ip_header") {
+            match self.vars.get("client_ip_header")? {
                 None => Ok(None),
                 Some(raw) => http::HeaderName::try_from(raw.trim())
                     .map(Some)
@@ -281,7 +297,7 @@ fn number(
     min: u64,
     max: u64,
 ) -> Result<u64, ConfigError> {
-    match vars.get(name) {
+    match vars.get(name)? {
         None => Ok(default),
         Some(raw) => match raw.trim().parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
@@ -293,7 +309,7 @@ fn number(
 }
 
 fn secret(vars: &dyn Variables, name: &str, min: usize) -> Result<Option<Secret>, ConfigError> {
-    match vars.get(name) {
+    match vars.get(name)? {
         None => Ok(None),
         Some(v) if v.len() >= min => Ok(Some(Secret(v.into_bytes()))),
         Some(_) => Err(ConfigError(format!(
@@ -318,9 +334,9 @@ mod tests {
     fn variables_lists_every_name_read() {
         struct Recorder(std::cell::RefCell<Vec<String>>);
         impl Variables for Recorder {
-            fn get(&self, name: &str) -> Option<String> {
+            fn get(&self, name: &str) -> Result<Option<String>, ConfigError> {
                 self.0.borrow_mut().push(name.to_owned());
-                None
+                Ok(None)
             }
         }
         let recorder = Recorder(Default::default());
@@ -407,6 +423,30 @@ mod tests {
         // The defaults, and a one-second lock at the default cost, stay valid.
         let one_second = vars(&[("lockout_duration_seconds", "1")]);
         assert!(Config::new(&one_second).check_all().is_ok());
+    }
+
+    /// A read that fails is not an unset variable: its default never applies.
+    #[test]
+    fn an_unreadable_variable_is_an_error_not_its_default() {
+        struct Failing;
+        impl Variables for Failing {
+            fn get(&self, name: &str) -> Result<Option<String>, ConfigError> {
+                Err(ConfigError::unreadable(name, "provider error: down"))
+            }
+        }
+        let c = Config::new(&Failing);
+        for err in [
+            c.client_ip_header().unwrap_err(),
+            c.bcrypt_cost().unwrap_err(),
+            c.jwt_secret().unwrap_err(),
+        ] {
+            assert!(err.0.contains("could not be read"), "{err}");
+        }
+        assert!(c
+            .client_ip_header()
+            .unwrap_err()
+            .0
+            .contains("client_ip_header"));
     }
 
     #[test]

@@ -30,10 +30,24 @@ mod component {
     struct SpinVariables;
 
     impl config::Variables for SpinVariables {
-        fn get(&self, name: &str) -> Option<String> {
-            spin_sdk::variables::get(name)
-                .ok()
-                .filter(|v| !v.is_empty())
+        /// Undefined (declared without a value, or not mapped into the
+        /// component) and empty mean unset; any other error is the variable's
+        /// configuration error, never its default: a provider that fails for
+        /// `client_ip_header` would otherwise rate-limit every client as the
+        /// proxy, and one that fails for `jwt_secret` would make a stored key.
+        fn get(&self, name: &str) -> Result<Option<String>, config::ConfigError> {
+            use spin_sdk::variables::Error;
+            let (kind, why) = match spin_sdk::variables::get(name) {
+                Ok(value) => return Ok(Some(value).filter(|v| !v.is_empty())),
+                Err(Error::Undefined(_)) => return Ok(None),
+                Err(Error::Provider(why)) => ("provider error", why),
+                Err(Error::InvalidName(why)) => ("invalid name", why),
+                Err(Error::Other(why)) => ("error", why),
+            };
+            Err(config::ConfigError::unreadable(
+                name,
+                &format!("{kind}: {why}"),
+            ))
         }
     }
 
@@ -55,7 +69,10 @@ mod component {
                 builder = builder.header(name, value);
             }
         }
-        let body = read_body_capped(req).await;
+        let (body, complete) = read_body_capped(req).await;
+        if !complete {
+            builder = builder.extension(router::IncompleteBody);
+        }
         let request = match builder.body(body) {
             Ok(request) => request,
             // An unparseable request line: route it as an unknown path.
@@ -98,18 +115,24 @@ mod component {
     }
 
     /// Reads at most one byte more than the limit, so an oversized body is
-    /// refused (413) without holding it all in memory.
-    async fn read_body_capped(req: IncomingRequest) -> Vec<u8> {
+    /// refused (413) without holding it all in memory; and says whether the
+    /// body arrived whole.
+    async fn read_body_capped(req: IncomingRequest) -> (Vec<u8>, bool) {
         let mut body = Vec::new();
         let mut stream = req.into_body_stream();
         while let Some(chunk) = stream.next().await {
-            let Ok(chunk) = chunk else { break };
+            // The client went away mid-body (fewer bytes than its
+            // Content-Length, or no last chunk): what arrived is a prefix,
+            // and a prefix can be valid JSON that means something else.
+            let Ok(chunk) = chunk else {
+                return (body, false);
+            };
             let room = MAX_BODY_BYTES + 1 - body.len();
             body.extend_from_slice(&chunk[..chunk.len().min(room)]);
             if body.len() > MAX_BODY_BYTES {
                 break;
             }
         }
-        body
+        (body, true)
     }
 }

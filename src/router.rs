@@ -130,6 +130,12 @@ pub fn operations() -> impl Iterator<Item = (&'static Method, &'static str)> {
     ROUTES.iter().map(|r| (&r.method, r.path))
 }
 
+/// Marks a request whose body stopped before its end (the client closed
+/// the connection short of its `Content-Length`, or before the last chunk):
+/// the router refuses it with 400 `invalid_json` before any handler runs.
+#[derive(Clone, Copy, Debug)]
+pub struct IncompleteBody;
+
 /// Serves one request. Never panics on anything the request holds.
 pub fn handle(req: Request<Vec<u8>>, services: Services) -> Response<Vec<u8>> {
     let (parts, body) = req.into_parts();
@@ -192,6 +198,10 @@ fn dispatch(ctx: &Ctx, parts: &http::request::Parts, body: &[u8]) -> HandlerResu
             return Err(ApiError::MethodNotAllowed { allow });
         }
     };
+    // Refused whatever the route: the handler would act on a prefix.
+    if parts.extensions.get::<IncompleteBody>().is_some() {
+        return Err(ApiError::InvalidJson);
+    }
     let input = Input {
         headers: &parts.headers,
         body,

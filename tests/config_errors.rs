@@ -180,10 +180,20 @@ fn a_refresh_refused_for_a_broken_jwt_secret_spends_nothing() {
     assert_eq!(access.status, 200);
 }
 
-/// Every route, with each variable broken in turn: a request that answers
-/// 500 for the broken variable has not changed the store.
-#[test]
-fn no_route_changes_the_store_before_refusing_a_broken_variable() {
+/// What one route answered with one variable broken, and which store keys
+/// the request changed.
+struct Refusal {
+    var: &'static str,
+    route: &'static str,
+    status: u16,
+    changed: Vec<String>,
+}
+
+/// Every route, with each variable broken in turn by `break_it` (given the
+/// variable and a value that does not parse).
+fn every_route_with_each_variable_broken(
+    break_it: impl Fn(&mut TestApp, &str, &str),
+) -> Vec<Refusal> {
     let broken: &[(&str, &str)] = &[
         ("jwt_secret", "short"),
         ("admin_bootstrap_token", "short"),
@@ -220,7 +230,7 @@ fn no_route_changes_the_store_before_refusing_a_broken_variable() {
         "delete",
         "health",
     ];
-    let mut failures = Vec::new();
+    let mut refusals = Vec::new();
     for (var, value) in broken {
         for route in routes {
             let mut app = TestApp::unthrottled(&[("jwt_secret", GOOD_SECRET)]);
@@ -228,7 +238,7 @@ fn no_route_changes_the_store_before_refusing_a_broken_variable() {
             assert_eq!(app.register("alice", PASSWORD).status, 201);
             assert_eq!(app.register("bob", PASSWORD).status, 201);
             let p = pair(&app.login("alice", PASSWORD));
-            app.vars.insert(var.to_string(), value.to_string());
+            break_it(&mut app, var, value);
             let before = app.store.snapshot();
             let res = match route {
                 "register" => app.register("carol", PASSWORD),
@@ -276,12 +286,132 @@ fn no_route_changes_the_store_before_refusing_a_broken_variable() {
                 .filter(|k| before.get(*k) != after.get(*k))
                 .cloned()
                 .collect();
-            if res.status == 500 && !changed.is_empty() {
-                failures.push(format!(
-                    "{var} broken, {route}: 500 after changing {changed:?}"
-                ));
-            }
+            refusals.push(Refusal {
+                var,
+                route,
+                status: res.status,
+                changed,
+            });
         }
     }
+    refusals
+}
+
+/// The requests that answered 500 after changing the store.
+fn changed_before_refusing(refusals: &[Refusal]) -> Vec<String> {
+    refusals
+        .iter()
+        .filter(|r| r.status == 500 && !r.changed.is_empty())
+        .map(|r| {
+            format!(
+                "{} broken, {}: 500 after changing {:?}",
+                r.var, r.route, r.changed
+            )
+        })
+        .collect()
+}
+
+/// Every route, with each variable broken in turn: a request that answers
+/// 500 for the broken variable has not changed the store.
+#[test]
+fn no_route_changes_the_store_before_refusing_a_broken_variable() {
+    let refusals = every_route_with_each_variable_broken(|app, var, value| {
+        app.vars.insert(var.to_string(), value.to_string());
+    });
+    let failures = changed_before_refusing(&refusals);
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Review of the signing key, finding 2: the component read each variable
+/// with `spin_sdk::variables::get(name).ok()`, so a read that failed (the
+/// provider down, a secret store refusing: anything but "undefined") made
+/// the variable unset, and its default applied. Behind a proxy, an
+/// unreadable `client_ip_header` counted every client as the proxy; an
+/// unreadable `jwt_secret` made a signing key in the store. Only undefined
+/// and empty mean unset now: any other error refuses what needs the
+/// variable, before any store change, and fails the readiness probe.
+#[test]
+fn a_variable_that_cannot_be_read_fails_closed_instead_of_taking_its_default() {
+    let mut app = TestApp::with_vars(&[("client_ip_header", "true-client-ip")]);
+    let token = app.user_token("alice");
+    app.vars.make_unreadable("client_ip_header");
+    let before = app.store.snapshot();
+    let logged_before = app.events_named("config_error").len();
+    let login = app.send(
+        proxied(&app, Method::POST, "/auth/login")
+            .header("content-type", "application/json")
+            .body(
+                json!({"username": "alice", "password": PASSWORD})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .unwrap(),
+    );
+    let register = app.send(
+        proxied(&app, Method::POST, "/auth/register")
+            .header("content-type", "application/json")
+            .body(
+                json!({"username": "carol", "password": PASSWORD})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .unwrap(),
+    );
+    let changed = app.store.snapshot() != before;
+    let with_proxy_ip = app
+        .audit_events()
+        .iter()
+        .filter(|e| e["client_ip"] == PROXY)
+        .count();
+    assert_error(&login, 500, "internal_error");
+    assert_error(&register, 500, "internal_error");
+    assert!(!changed, "refused after changing the store");
+    assert_eq!(with_proxy_ip, 0, "the proxy was audited as the client");
+    let logged = app.events_named("config_error");
+    assert_eq!(logged.len() - logged_before, 2, "{logged:#?}");
+    let reason = logged[logged_before]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("client_ip_header") && reason.contains("could not be read"),
+        "{reason}"
+    );
+    // The readiness probe fails; a route that does not need it serves.
+    assert_error(&app.get("/health", None), 500, "internal_error");
+    assert_access_works(&app, &token, "a valid token");
+    assert_eq!(app.get("/openapi.json", None).status, 200);
+
+    // An unreadable `jwt_secret`, before any key exists: none is made.
+    let mut app = TestApp::new();
+    app.vars.make_unreadable("jwt_secret");
+    assert_error(&app.register("alice", PASSWORD), 500, "internal_error");
+    assert_error(&app.login("alice", PASSWORD), 500, "internal_error");
+    assert_error(&app.get("/health", None), 500, "internal_error");
+    assert!(app.store.is_empty(), "{:?}", app.store.keys());
+    assert_eq!(app.get("/openapi.json", None).status, 200);
+}
+
+/// A variable that cannot be read refuses exactly the requests that a value
+/// that does not parse refuses, each before it changes the store.
+#[test]
+fn an_unreadable_variable_refuses_what_a_broken_one_refuses() {
+    let broken = every_route_with_each_variable_broken(|app, var, value| {
+        app.vars.insert(var.to_string(), value.to_string());
+    });
+    let unreadable = every_route_with_each_variable_broken(|app, var, _| {
+        app.vars.make_unreadable(var);
+    });
+    let failures = changed_before_refusing(&unreadable);
+    assert!(failures.is_empty(), "{failures:#?}");
+    let differing: Vec<_> = broken
+        .iter()
+        .zip(&unreadable)
+        .filter(|(b, u)| b.status != u.status)
+        .map(|(b, u)| {
+            format!(
+                "{} {}: broken {}, unreadable {}",
+                b.var, b.route, b.status, u.status
+            )
+        })
+        .collect();
+    assert!(differing.is_empty(), "{differing:#?}");
+    assert!(unreadable.iter().any(|r| r.status == 500));
 }

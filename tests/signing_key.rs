@@ -6,9 +6,12 @@
 mod common;
 
 use common::*;
+use http::Method;
 use secure_backend::clock::Clock;
-use secure_backend::security::keys::{claim_key, stored_key, GENERATIONS};
-use secure_backend::store::KeyValue;
+use secure_backend::security::keys::{claim_key, stored_key, GENERATIONS, RETIRED};
+use secure_backend::store::{KeyValue, Op};
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -167,4 +170,228 @@ fn health_never_creates_the_key_and_reads_one_key_once_it_exists() {
     assert_eq!(app.register("alice", PASSWORD).status, 201);
     let steady = app.store_calls(|| assert_eq!(app.get("/health", None).status, 200));
     assert_eq!(steady, 1);
+}
+
+const OPERATOR_SECRET: &str = "an-operator-secret-of-at-least-32-bytes!!";
+
+/// The signing key's entries in the store (its generations and claims).
+fn signing_key_entries(app: &TestApp) -> BTreeMap<String, Vec<u8>> {
+    app.store
+        .snapshot()
+        .into_iter()
+        .filter(|(key, _)| key.contains("secret:jwt"))
+        .collect()
+}
+
+/// Review of the signing key, finding 1: a deployment ran without
+/// `jwt_secret` (stored key K0); the operator set it because K0 was
+/// suspect; a redeploy lost the variable, and K0 signed and verified again
+/// while `/health` said ok. Now setting `jwt_secret` retires K0 in the
+/// store, and losing the variable afterwards refuses (500, `config_error`
+/// saying how to recover) instead of reviving K0 or making a new key.
+#[test]
+fn unsetting_jwt_secret_never_revives_the_stored_key() {
+    let mut app = TestApp::new();
+    assert_eq!(app.register("alice", PASSWORD).status, 201);
+    let suspect = pair(&app.login("alice", PASSWORD));
+    let k0 = app
+        .store
+        .get(&stored_key(0))
+        .unwrap()
+        .expect("a stored key");
+
+    app.vars.insert("jwt_secret".into(), OPERATOR_SECRET.into());
+    assert_access_refused(&app, &suspect.access, "a token of the suspect key");
+    let operator = pair(&app.login("alice", PASSWORD));
+    let dumped = app.store.snapshot();
+    assert!(
+        dumped.values().all(|value| *value != k0),
+        "a dump of the store still yields the suspect key"
+    );
+
+    // The redeploy that lost the variable (an empty value is unset).
+    app.vars.insert("jwt_secret".into(), String::new());
+    let entries = signing_key_entries(&app);
+    let logged_before = app.events_named("config_error").len();
+    let login = app.login("alice", PASSWORD);
+    let access = app.get("/auth/protected", Some(&suspect.access));
+    let refresh = app.refresh(&operator.refresh);
+    let register = app.register("bob", PASSWORD);
+    let health = app.get("/health", None);
+    for (what, res) in [
+        ("login", &login),
+        ("a token of the suspect key", &access),
+        ("refresh", &refresh),
+        ("registration", &register),
+        ("/health", &health),
+    ] {
+        assert_eq!(res.status, 500, "{what}: {}", res.body);
+        assert_error(res, 500, "internal_error");
+    }
+    assert_eq!(signing_key_entries(&app), entries, "no key was made");
+    let logged = app.events_named("config_error");
+    assert_eq!(logged.len() - logged_before, 5, "{logged:#?}");
+    let reason = logged[logged_before]["reason"].as_str().unwrap();
+    for needed in ["jwt_secret", "secret:jwt*", "claim:secret:jwt*"] {
+        assert!(reason.contains(needed), "{reason}");
+    }
+
+    // Set again: the operator's session goes on, nothing was spent.
+    app.vars.insert("jwt_secret".into(), OPERATOR_SECRET.into());
+    assert_access_works(&app, &operator.access, "the operator's token");
+    assert_refresh_works(&app, &operator.refresh, "the refresh refused while unset");
+    assert_access_refused(&app, &suspect.access, "a token of the suspect key");
+}
+
+/// An instance with `jwt_secret` (`var`) and one without (`plain`), on one
+/// store (`plain`'s): a rolling deploy from one to the other.
+fn instances() -> (TestApp, TestApp) {
+    let plain = TestApp::unthrottled(&[]);
+    let var = TestApp::unthrottled(&[("jwt_secret", OPERATOR_SECRET)]);
+    (plain, var)
+}
+
+fn login_on(app: &TestApp, store: &dyn KeyValue, name: &str) -> TestResponse {
+    let body = json!({ "username": name, "password": PASSWORD });
+    app.call_through(store, Method::POST, "/auth/login", None, Some(&body))
+}
+
+/// The race of a rolling deploy: an instance without the variable claims
+/// generation 0 and writes its key only after an instance with it wrote the
+/// marker. The next signing request (or probe) of an instance with the
+/// variable retires that key again; from then on no request without the
+/// variable uses it, and none makes another.
+#[test]
+fn a_key_written_after_the_marker_is_retired_again() {
+    let (plain, var) = instances();
+    let store = &plain.store;
+    lose_the_claim(&plain, 0);
+    let body = json!({ "username": "alice", "password": PASSWORD });
+    let reg = var.call_through(store, Method::POST, "/auth/register", None, Some(&body));
+    assert_eq!(reg.status, 201, "{}", reg.body);
+    assert_eq!(store.get(&stored_key(0)).unwrap().as_deref(), Some(RETIRED));
+
+    // The slow claimer's write lands over the marker.
+    store.set(&stored_key(0), &[7u8; 32]).unwrap();
+    let health = var.call_through(store, Method::GET, "/health", None, None);
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert_eq!(store.get(&stored_key(0)).unwrap().as_deref(), Some(RETIRED));
+
+    let entries = signing_key_entries(&plain);
+    assert_error(&login_on(&plain, store, "alice"), 500, "internal_error");
+    assert_eq!(signing_key_entries(&plain), entries, "no key was made");
+    assert_eq!(login_on(&var, store, "alice").status, 200);
+}
+
+/// Instances with and without the variable serving at once, from a store
+/// with no key: whatever the interleaving, once an instance with the
+/// variable has signed again, the store holds the marker, instances without
+/// it refuse, and no token signed with a stored key verifies anywhere.
+#[test]
+fn instances_with_and_without_jwt_secret_on_one_store_converge_to_retired() {
+    for _round in 0..20 {
+        let (plain, var) = instances();
+        let store = &plain.store;
+        let tokens = in_parallel(8, |i| {
+            let (app, name) = match i % 2 {
+                0 => (&plain, format!("plain{i}")),
+                _ => (&var, format!("var{i}")),
+            };
+            let body = json!({ "username": name, "password": PASSWORD });
+            app.call_through(store, Method::POST, "/auth/register", None, Some(&body));
+            let login = login_on(app, store, &name);
+            (
+                i % 2 == 1,
+                login.status,
+                login.body["access_token"].as_str().map(String::from),
+            )
+        });
+        for (with_var, status, _) in &tokens {
+            if *with_var {
+                assert_eq!(*status, 200, "an instance with the variable failed");
+            }
+        }
+        assert_eq!(
+            var.call_through(store, Method::GET, "/health", None, None)
+                .status,
+            200
+        );
+        assert_eq!(store.get(&stored_key(0)).unwrap().as_deref(), Some(RETIRED));
+        assert_error(&login_on(&plain, store, "plain0"), 500, "internal_error");
+        for (with_var, _, token) in &tokens {
+            let Some(token) = token else { continue };
+            let on_var = var.call_through(store, Method::GET, "/auth/protected", Some(token), None);
+            let on_plain =
+                plain.call_through(store, Method::GET, "/auth/protected", Some(token), None);
+            match with_var {
+                true => assert_eq!(on_var.status, 200, "{}", on_var.body),
+                false => assert_error(&on_var, 401, "invalid_token"),
+            }
+            assert_error(&on_plain, 500, "internal_error");
+        }
+    }
+}
+
+/// Retiring the stored key fails closed: when the marker cannot be written,
+/// every request that would sign (or change a password) answers 500 and
+/// changes nothing, `/health` answers 503; verifying a token goes on. Once
+/// the store is back, each of them works, the refresh token was not spent.
+#[test]
+fn a_failed_write_of_the_marker_fails_the_request() {
+    let app = TestApp::unthrottled(&[("jwt_secret", OPERATOR_SECRET)]);
+    assert_eq!(app.register("alice", PASSWORD).status, 201);
+    let p = pair(&app.login("alice", PASSWORD));
+    // A key written after the marker (see above): the next request retires it.
+    app.store.set(&stored_key(0), &[7u8; 32]).unwrap();
+    app.store
+        .fail_when(|_, op, key| op == Op::Set && key == stored_key(0));
+    let before = app.store.snapshot();
+    let change = json!({"current_password": PASSWORD, "new_password": "another long one"});
+    let login = app.login("alice", PASSWORD);
+    let register = app.register("bob", PASSWORD);
+    let refresh = app.refresh(&p.refresh);
+    let password = app.call(
+        Method::POST,
+        "/auth/password",
+        Some(&p.access),
+        Some(&change),
+    );
+    let health = app.get("/health", None);
+    let access = app.get("/auth/protected", Some(&p.access));
+    let changed = app.store.snapshot() != before;
+    app.store.stop_failing();
+    for (what, res) in [
+        ("login", &login),
+        ("registration", &register),
+        ("refresh", &refresh),
+        ("password change", &password),
+    ] {
+        assert_eq!(res.status, 500, "{what}: {}", res.body);
+        assert_error(res, 500, "internal_error");
+    }
+    assert_error(&health, 503, "unavailable");
+    assert_eq!(
+        access.status, 200,
+        "verifying never writes: {}",
+        access.body
+    );
+    assert!(
+        !changed,
+        "a request refused for the marker changed the store"
+    );
+
+    assert_eq!(app.register("bob", PASSWORD).status, 201);
+    let q = assert_refresh_works(&app, &p.refresh, "the refused refresh's token");
+    let res = app.call(
+        Method::POST,
+        "/auth/password",
+        Some(&q.access),
+        Some(&change),
+    );
+    assert_no_content(&res);
+    assert_eq!(app.get("/health", None).status, 200);
+    assert_eq!(
+        app.store.get(&stored_key(0)).unwrap().as_deref(),
+        Some(RETIRED)
+    );
 }

@@ -109,7 +109,7 @@ fn session_and_account_routes_keep_their_budgets() {
     // Key, user.
     let me = app.store_calls(|| assert_eq!(app.get("/auth/me", Some(&access)).status, 200));
     assert_eq!(me, 2);
-    // Family, user, the rotation's increment, the new family, key, counter.
+    // Family, user, key, the rotation's increment, the new family, counter.
     let mut next = String::new();
     let rotate = app.store_calls(|| {
         let res = app.refresh(&refresh);
@@ -237,4 +237,64 @@ fn deleting_a_locked_admin_stays_within_the_bound() {
         assert_eq!(res.status, 204, "{}", res.body);
     });
     assert!(calls <= 29, "{calls}");
+}
+
+/// With `jwt_secret` set (review of the signing key, finding 1): each
+/// request that signs, hashes slots or changes a password reads the stored
+/// key's entry once, to check that it holds the retired marker, and writes
+/// the marker the first time; `/auth/protected` and `/auth/me` only verify,
+/// and stay at the user's read, writing nothing, even while the marker is
+/// missing.
+#[test]
+fn with_jwt_secret_signing_routes_check_the_retired_key_once() {
+    use http::Method;
+    use secure_backend::security::keys::{stored_key, RETIRED};
+    use secure_backend::store::KeyValue;
+    use serde_json::json;
+    let app = TestApp::with_vars(&[("jwt_secret", "0123456789abcdef0123456789abcdef")]);
+    // The first registration writes the marker; the next only reads it.
+    let first = app.store_calls(|| assert_eq!(app.register("alice", PASSWORD).status, 201));
+    let next = app.store_calls(|| assert_eq!(app.register("bob", PASSWORD).status, 201));
+    assert_eq!(first, next + 1);
+    // As many as without the variable: the marker's read for the key's.
+    let plain = TestApp::new();
+    plain.register("alice", PASSWORD);
+    let without = plain.store_calls(|| assert_eq!(plain.register("bob", PASSWORD).status, 201));
+    assert_eq!(next, without);
+    let login = app.store_calls(|| assert_eq!(app.login("alice", PASSWORD).status, 200));
+    assert!(login <= 12, "{login}");
+    let p = pair(&app.login("alice", PASSWORD));
+
+    // Verifying: the user only, nothing written, marker or not.
+    app.store.delete(&stored_key(0)).unwrap();
+    let protected =
+        app.store_calls(|| assert_eq!(app.get("/auth/protected", Some(&p.access)).status, 200));
+    let me = app.store_calls(|| assert_eq!(app.get("/auth/me", Some(&p.access)).status, 200));
+    assert_eq!((protected, me), (1, 1));
+    assert_eq!(app.store.get(&stored_key(0)).unwrap(), None);
+
+    // The probe: the marker's read, and its write when missing.
+    let health = |expected| {
+        let calls = app.store_calls(|| assert_eq!(app.get("/health", None).status, 200));
+        assert_eq!(calls, expected);
+    };
+    health(2);
+    health(1);
+    assert_eq!(
+        app.store.get(&stored_key(0)).unwrap().as_deref(),
+        Some(RETIRED)
+    );
+
+    // Family, user, marker, rotation counter, successor, counter.
+    let refresh = app.store_calls(|| assert_eq!(app.refresh(&p.refresh).status, 200));
+    assert_eq!(refresh, 6);
+    // User; marker; lockout (lock, ticket, streak); the record under its
+    // lease; counter.
+    let body = json!({"current_password": PASSWORD, "new_password": "another good one"});
+    let access = app.login("alice", PASSWORD).token();
+    let change = app.store_calls(|| {
+        let res = app.call(Method::POST, "/auth/password", Some(&access), Some(&body));
+        assert_eq!(res.status, 204);
+    });
+    assert_eq!(change, 1 + 1 + 3 + 6 + 1);
 }

@@ -992,7 +992,7 @@ fn a_refresh_failing_at_any_store_call_never_refreshes_one_token_twice() {
         read_only: false,
         after: rotation_after,
     });
-    // Family, record, rotation counter, successor, key, counter.
+    // Family, record, key, rotation counter, successor, counter.
     assert_eq!(calls, 6, "refresh");
 }
 

@@ -201,3 +201,43 @@ fn admin_user_routes_read_the_key_and_who_is_asking() {
         assert_eq!(names, ["client_ip_header", "jwt_secret"], "{path}");
     }
 }
+
+/// With `jwt_secret` set, retiring the stored key (review of the signing
+/// key, finding 1) reads no further variable: each route reads what it
+/// reads without it, `jwt_secret` once.
+#[test]
+fn retiring_the_stored_key_reads_no_further_variable() {
+    use serde_json::json;
+    let reads_of_each_route = |app: &TestApp| {
+        let mut all = Vec::new();
+        all.push(reads(app, || {
+            assert_eq!(app.register("alice", PASSWORD).status, 201)
+        }));
+        let mut login = None;
+        all.push(reads(app, || {
+            login = Some(pair(&app.login("alice", PASSWORD)))
+        }));
+        let p = login.unwrap();
+        all.push(reads(app, || {
+            assert_eq!(app.get("/auth/protected", Some(&p.access)).status, 200)
+        }));
+        all.push(reads(app, || {
+            assert_eq!(app.get("/auth/me", Some(&p.access)).status, 200)
+        }));
+        all.push(reads(app, || {
+            assert_eq!(app.refresh(&p.refresh).status, 200)
+        }));
+        let body = json!({"current_password": PASSWORD, "new_password": "another good one"});
+        all.push(reads(app, || {
+            let res = app.call(Method::POST, "/auth/password", Some(&p.access), Some(&body));
+            assert_eq!(res.status, 204);
+        }));
+        all
+    };
+    let without = reads_of_each_route(&TestApp::new());
+    let with = reads_of_each_route(&TestApp::with_vars(&[(
+        "jwt_secret",
+        "0123456789abcdef0123456789abcdef",
+    )]));
+    assert_eq!(with, without);
+}

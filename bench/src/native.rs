@@ -7,7 +7,7 @@ use anyhow::{ensure, Context as _, Result};
 use http::{Method, Request};
 use secure_backend::audit::AuditSink;
 use secure_backend::clock::ManualClock;
-use secure_backend::config::Variables;
+use secure_backend::config::{ConfigError, Variables};
 use secure_backend::context::Services;
 use secure_backend::router;
 use secure_backend::store::{KeyValue, MemoryStore};
@@ -152,9 +152,9 @@ struct CountingVariables {
 }
 
 impl Variables for CountingVariables {
-    fn get(&self, name: &str) -> Option<String> {
+    fn get(&self, name: &str) -> Result<Option<String>, ConfigError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        self.values.get(name).filter(|v| !v.is_empty()).cloned()
+        Ok(self.values.get(name).filter(|v| !v.is_empty()).cloned())
     }
 }
 

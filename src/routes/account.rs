@@ -7,8 +7,7 @@ use crate::context::Ctx;
 use crate::domain::{Password, User};
 use crate::error::ApiError;
 use crate::security::guards::AuthUser;
-use crate::security::lockout;
-use crate::security::{lease, passwords, random_bytes, to_hex};
+use crate::security::{keys, lease, lockout, passwords, random_bytes, to_hex};
 use crate::stats::{self, Counter};
 use serde_json::json;
 
@@ -36,6 +35,9 @@ pub fn change_password(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply
     ctx.client_ip()?;
     let name = Some(user.username.as_str());
     let key = User::key(&user.username);
+    // With `jwt_secret` set, the stored key is retired here too, before
+    // anything is counted (see `keys`).
+    keys::retire_stored_key(ctx)?;
 
     // The account's lockout, exactly as login counts it.
     let policy = password_check::policy(policy);

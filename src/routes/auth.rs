@@ -40,7 +40,7 @@ pub fn register(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
     if role == Role::Admin && headers.contains_key(BOOTSTRAP_HEADER) {
         ctx.config.admin_bootstrap_token()?;
     }
-    let keys = keys::load(ctx)?;
+    let keys = keys::load_for_signing(ctx)?;
     enforce_rate_limit(ctx, &keys, "register", rate, &username)?;
     if role == Role::Admin {
         match authorize_admin_creation(ctx, headers, &keys) {
@@ -159,7 +159,7 @@ pub fn login(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
     );
     ctx.client_ip()?;
 
-    let keys = keys::load(ctx)?;
+    let keys = keys::load_for_signing(ctx)?;
     let record_key = User::key(&username);
     let record = ctx.store.get(&record_key)?;
     let user = User::from_record(record.clone())?;

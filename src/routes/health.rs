@@ -8,6 +8,9 @@ use serde_json::json;
 /// 200 while the store answers and a request could sign a token; 503 when
 /// the store fails, or while a claimed signing key is unwritten (see
 /// [`keys::usable`]). Never creates the key: a probe must not change state.
+/// Its one write: with `jwt_secret` set, it retires the stored key as a
+/// signing request would, so the store converges while no one signs in.
+/// With `jwt_secret` unset and the stored key retired: 500, `config_error`.
 /// A store failure is still logged as an `internal_error` with its detail,
 /// as on every other route: the 503 alone would not tell an operator why.
 pub fn check(ctx: &Ctx, _input: &Input) -> Result<Reply, ApiError> {

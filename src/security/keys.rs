@@ -17,6 +17,33 @@
 //! again; that is the price of never splitting. Generation 0 keeps the
 //! original key names, so existing deployments keep their key, and the
 //! common path stays one `get`.
+//!
+//! Once `jwt_secret` is set, the stored key is retired for good: an operator
+//! sets it because the stored key may be known, so a redeploy that loses the
+//! variable must not bring that key back. Every request that signs or hashes
+//! slots with the key ([`load_for_signing`]: login, registration, refresh;
+//! [`retire_stored_key`]: a password change; [`usable`]: `/health`) reads
+//! generation 0 (one `get`) and, unless it already holds [`RETIRED`],
+//! overwrites it with that marker (one `set`, the first time), so a dump of
+//! the store no longer yields the key; a failed write fails the request.
+//! Verifying a token ([`load`], the guard's path) never writes, so
+//! `/auth/protected` stays one `get` of the user. With `jwt_secret` unset,
+//! every read of generation 0 that finds the marker refuses (a
+//! configuration error: set `jwt_secret` again, or delete the keys to go
+//! back to a generated key); the marker is never skipped for a higher
+//! generation, and no key is made in its place.
+//!
+//! Instances with and without the variable on one store (a rolling deploy)
+//! can race: a claimer without it may write generation 0 after the marker
+//! (no compare-and-swap can stop it, `shared/SPIN-NOTES.md`). Instances with
+//! the variable never use that key, and their next signing request or probe
+//! retires it again; until then only instances without the variable, which
+//! were using the stored key anyway, can. A request that reads the marker
+//! refuses rather than fall back to a higher generation or a new key. So the
+//! store converges to "retired" while instances with the variable run, and
+//! no request that has read the marker verifies with a stored key. Higher
+//! generations (written only after a lost write of a lower one) are left as
+//! they are, unused below the marker.
 
 use crate::context::Ctx;
 use crate::error::ApiError;
@@ -47,7 +74,8 @@ pub struct Keys {
 }
 
 impl Keys {
-    fn from_secret(secret: &[u8]) -> Self {
+    /// Also for tests and fuzzing.
+    pub fn from_secret(secret: &[u8]) -> Self {
         Self {
             jwt: HS256Key::from_bytes(secret),
             secret: secret.to_vec(),
@@ -87,13 +115,56 @@ pub fn claim_key(generation: u32) -> String {
     format!("claim:{}", stored_key(generation))
 }
 
-/// The signing key: the `jwt_secret` variable, or the lowest generation in
-/// the store (one `get` while generation 0 exists, plus the creation path
-/// the first time).
+/// What generation 0 holds once `jwt_secret` has been set for this store.
+/// Its length is not [`KEY_BYTES`], so it can never be taken for a key.
+pub const RETIRED: &[u8] = b"retired: jwt_secret was set";
+const _: () = assert!(RETIRED.len() != KEY_BYTES);
+
+/// The key to verify tokens with: the `jwt_secret` variable (no store call),
+/// or the lowest generation in the store (one `get` while generation 0
+/// exists, plus the creation path the first time). Never retires the stored
+/// key: the guard verifies on every protected request, and stays cheap.
 pub fn load(ctx: &Ctx) -> Result<Keys, ApiError> {
     if let Some(secret) = ctx.config.jwt_secret()? {
         return Ok(Keys::from_secret(secret.expose()));
     }
+    load_stored(ctx)
+}
+
+/// The key to sign tokens and hash slots with (login, registration,
+/// refresh): as [`load`], and with `jwt_secret` set, first makes sure the
+/// stored key is retired ([`retire_stored_key`]).
+pub fn load_for_signing(ctx: &Ctx) -> Result<Keys, ApiError> {
+    match ctx.config.jwt_secret()? {
+        Some(secret) => {
+            retire(ctx.store)?;
+            Ok(Keys::from_secret(secret.expose()))
+        }
+        None => load_stored(ctx),
+    }
+}
+
+/// With `jwt_secret` set, makes sure generation 0 holds [`RETIRED`]: one
+/// `get`, and one `set` when it does not yet. Without it, nothing (no store
+/// call). For a request that does not sign but changes an account.
+pub fn retire_stored_key(ctx: &Ctx) -> Result<(), ApiError> {
+    if ctx.config.jwt_secret()?.is_some() {
+        retire(ctx.store)?;
+    }
+    Ok(())
+}
+
+fn retire(store: &dyn KeyValue) -> Result<(), ApiError> {
+    // Overwritten whatever it holds (a key, or nothing yet), so that a key
+    // written after an earlier marker, by an instance without the variable,
+    // is retired again.
+    if store.get(&stored_key(0))?.as_deref() != Some(RETIRED) {
+        store.set(&stored_key(0), RETIRED)?;
+    }
+    Ok(())
+}
+
+fn load_stored(ctx: &Ctx) -> Result<Keys, ApiError> {
     let secret = match lowest_written(ctx.store)? {
         Some(secret) => secret,
         None => create_or_wait(ctx)?,
@@ -104,33 +175,50 @@ pub fn load(ctx: &Ctx) -> Result<Keys, ApiError> {
     Ok(Keys::from_secret(&secret))
 }
 
-/// Whether a request can sign now, for `/health`, without creating anything:
-/// a key exists, or none was ever claimed (the first request creates it).
-/// False while a claimed key is unwritten (being written, or its claimer
-/// failed: the next request that needs the key recovers within about a
-/// second) and once every generation is claimed and none written. One `get`
-/// while generation 0 exists, two on a fresh store.
+/// Whether a request can sign now, for `/health`, without creating a key.
+/// With `jwt_secret` set: yes, once the stored key is retired (as
+/// [`retire_stored_key`]; the store must answer). Otherwise: a key exists,
+/// or none was ever claimed (the first request creates it); false while a
+/// claimed key is unwritten (being written, or its claimer failed: the next
+/// request that needs the key recovers within about a second) and once
+/// every generation is claimed and none written; a configuration error once
+/// the key is retired. One `get` while generation 0 exists, two on a fresh
+/// store.
 pub fn usable(ctx: &Ctx) -> Result<bool, ApiError> {
     let store = ctx.store;
     if ctx.config.jwt_secret()?.is_some() {
-        // The store key does not matter; the store must still answer.
-        store.get(&stored_key(0))?;
+        retire(store)?;
         return Ok(true);
     }
-    if store.get(&stored_key(0))?.is_some() || store.get(&claim_key(0))?.is_none() {
+    if read_key(store, 0)?.is_some() || store.get(&claim_key(0))?.is_none() {
         return Ok(true);
     }
     for generation in 1..GENERATIONS {
-        if store.get(&stored_key(generation))?.is_some() {
+        if read_key(store, generation)?.is_some() {
             return Ok(true);
         }
     }
     Ok(false)
 }
 
+/// The key stored for `generation`, if written; the configuration error of
+/// a retired key (every request without `jwt_secret` that reads the marker
+/// refuses, and nothing falls back to another key).
+fn read_key(store: &dyn KeyValue, generation: u32) -> Result<Option<Vec<u8>>, ApiError> {
+    match store.get(&stored_key(generation))? {
+        Some(value) if value == RETIRED => Err(ApiError::Config(
+            "variable jwt_secret was set for this store before and is now missing; set it \
+             again, or delete the secret:jwt* and claim:secret:jwt* keys to go back to a \
+             generated key"
+                .into(),
+        )),
+        value => Ok(value),
+    }
+}
+
 fn lowest_written(store: &dyn KeyValue) -> Result<Option<Vec<u8>>, ApiError> {
     for generation in 0..GENERATIONS {
-        if let Some(secret) = store.get(&stored_key(generation))? {
+        if let Some(secret) = read_key(store, generation)? {
             return Ok(Some(secret));
         }
     }
@@ -163,7 +251,7 @@ fn create_or_wait(ctx: &Ctx) -> Result<Vec<u8>, ApiError> {
 fn wait_for(ctx: &Ctx, generation: u32) -> Result<Option<Vec<u8>>, ApiError> {
     for _ in 0..WAIT_ROUNDS {
         ctx.clock.pause(WAIT_STEP_MS);
-        if let Some(secret) = ctx.store.get(&stored_key(generation))? {
+        if let Some(secret) = read_key(ctx.store, generation)? {
             return Ok(Some(secret));
         }
     }

@@ -5,13 +5,13 @@
 use http::{HeaderMap, Method, Request};
 use secure_backend::audit::Recorder;
 use secure_backend::clock::ManualClock;
-use secure_backend::config::Variables;
+use secure_backend::config::{ConfigError, Variables};
 use secure_backend::context::Services;
 use secure_backend::domain::{User, Username};
 use secure_backend::router;
 use secure_backend::store::{KeyValue, MemoryStore};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
 use std::sync::Barrier;
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,16 @@ pub struct TestApp {
 pub struct TestVars {
     map: HashMap<String, String>,
     reads: Arc<Mutex<Vec<String>>>,
+    /// Names whose reads fail, as a Spin variables provider can (an outage,
+    /// a secret store refusing): not the same as unset.
+    unreadable: HashSet<String>,
+}
+
+impl TestVars {
+    /// Makes every later read of `name` fail, whatever its value.
+    pub fn make_unreadable(&mut self, name: &str) {
+        self.unreadable.insert(name.to_owned());
+    }
 }
 
 impl Deref for TestVars {
@@ -49,8 +59,11 @@ impl DerefMut for TestVars {
 }
 
 impl Variables for TestVars {
-    fn get(&self, name: &str) -> Option<String> {
+    fn get(&self, name: &str) -> Result<Option<String>, ConfigError> {
         self.reads.lock().unwrap().push(name.to_owned());
+        if self.unreadable.contains(name) {
+            return Err(ConfigError::unreadable(name, "provider error: test outage"));
+        }
         Variables::get(&self.map, name)
     }
 }
@@ -126,7 +139,7 @@ impl TestApp {
             audit: Recorder::default(),
             vars: TestVars {
                 map: vars,
-                reads: Default::default(),
+                ..Default::default()
             },
         }
     }

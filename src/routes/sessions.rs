@@ -53,12 +53,14 @@ pub fn refresh(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
         Some(user) => user,
         None => return Err(reject(name, "user no longer exists")),
     };
+    // Before the rotation spends the token: a key that cannot be loaded (a
+    // store failure, a retired key) must leave it to be presented again.
+    let keys = keys::load_for_signing(ctx)?;
     let account_id = family.account_id.clone();
     let Some(issued) = sessions::rotate(ctx.store, &token, family, policy, now_ms)? else {
         // Another request spent this token first: the same token twice.
         return Err(reuse(ctx, &token, &account_id)?);
     };
-    let keys = keys::load(ctx)?;
     stats::bump(ctx.store, Counter::Refreshes)?;
     ctx.audit(Event::TokenRefreshed, Outcome::Success, name, None);
     token_response(&keys, &token.username, &user, issued, ttl, now_ms)

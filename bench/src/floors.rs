@@ -1,10 +1,11 @@
 //! The measurements that show what stands between the service and a goal it
-//! misses (issue 8): what bcrypt costs inside the component (the service at
-//! its own cost and at the lowest, interleaved with native verifications),
-//! what one host call costs under the runtime (the hello fixture making one
-//! store call or variable read per request), and the sequential client
-//! they rely on, checked against a fresh connection per request and
-//! `wrk -t1 -c1`.
+//! misses (issue 8): what bcrypt costs inside a component (measured
+//! directly on the bcrypt probe, `bench/bcrypt-probe`, and derived from the
+//! service at its own cost and at the lowest; all interleaved with native
+//! verifications), what one host call costs under the runtime (the hello
+//! fixture making one store call or variable read per request), and the
+//! sequential client they rely on, checked against a fresh connection per
+//! request and `wrk -t1 -c1`.
 
 use crate::load::{self, Load, Script, Wrk};
 use crate::native::{BcryptTimer, PASSWORD};
@@ -89,19 +90,71 @@ pub fn user_with_token(addr: SocketAddr, username: &str) -> Result<String> {
     Ok(token)
 }
 
-/// Sequential logins on the service at its cost and at the lowest cost.
+/// Sequential logins on the service at its cost and at the lowest, and the
+/// bcrypt probe's verifications at the service's cost, from the same rounds.
 pub struct Logins {
     pub cost: u32,
     pub high: Latency,
     pub low: Latency,
+    /// The probe's requests (`POST /verify`), first byte to last, as the
+    /// logins are timed.
+    pub probe: Latency,
+    /// The verification alone, as the probe timed it inside the component.
+    pub probe_inside: Latency,
 }
 
-/// Rounds of one native verification, one login at the service's cost and
-/// one at the lowest (the two logins in alternating order), for
-/// `timing.login_sequential` seconds: all three see the same load.
+/// The probe's `POST /verify` body: the password and the native hash.
+fn probe_body(hash: &str) -> String {
+    format!("{PASSWORD}\n{hash}")
+}
+
+/// One request to the bcrypt probe: its time, and the verification's own
+/// time as the probe reports it (`micros`).
+fn probe_verify(client: &mut Client, req: &Request) -> Result<(Duration, Duration)> {
+    let took = client.time(req)?;
+    let answer: serde_json::Value = serde_json::from_slice(client.body()).with_context(|| {
+        format!(
+            "the bcrypt probe answered {:?}",
+            String::from_utf8_lossy(client.body())
+        )
+    })?;
+    ensure!(
+        answer["ok"] == true,
+        "the bcrypt probe did not verify: {answer}"
+    );
+    let micros = answer["micros"]
+        .as_u64()
+        .with_context(|| format!("the bcrypt probe gave no micros: {answer}"))?;
+    Ok((took, Duration::from_micros(micros)))
+}
+
+/// Checks that the bcrypt probe at `addr` verifies the native hash.
+pub fn check_probe(addr: SocketAddr, bcrypt: &BcryptTimer) -> Result<()> {
+    let verify = probe_request(bcrypt);
+    probe_verify(&mut Client::new(addr, Mode::KeepAlive), &verify)?;
+    Ok(())
+}
+
+fn probe_request(bcrypt: &BcryptTimer) -> Request {
+    Request::new(
+        "POST",
+        "/verify",
+        &[("Content-Type", "text/plain")],
+        &probe_body(bcrypt.stored_hash()),
+        200,
+    )
+}
+
+/// Rounds of one native verification, one verification on the bcrypt probe
+/// (the same password and hash, over a keep-alive connection of its own),
+/// one login at the service's cost and one at the lowest, for
+/// `timing.login_sequential` seconds: all four see the same load. The
+/// verifications come first, native and probe swapping places every other
+/// round, and so do the two logins after them.
 pub fn interleaved_logins(
     high: SocketAddr,
     low: SocketAddr,
+    probe: SocketAddr,
     username: &str,
     bcrypt: &mut BcryptTimer,
     timing: &Timing,
@@ -113,20 +166,31 @@ pub fn interleaved_logins(
         &json_credentials(username),
         200,
     );
+    let verify = probe_request(bcrypt);
     let mut high_client = Client::new(high, Mode::KeepAlive);
     let mut low_client = Client::new(low, Mode::KeepAlive);
+    let mut probe_client = Client::new(probe, Mode::KeepAlive);
     for _ in 0..timing.login_warmup_rounds {
+        probe_verify(&mut probe_client, &verify)?;
         high_client.time(&login)?;
         low_client.time(&login)?;
     }
     let (mut highs, mut lows) = (Vec::new(), Vec::new());
+    let (mut probes, mut insides) = (Vec::new(), Vec::new());
     let until = Instant::now() + Duration::from_secs(timing.login_sequential);
     while Instant::now() < until || highs.len() < 5 {
-        bcrypt.verify(1)?;
-        if highs.len() % 2 == 0 {
+        let even = highs.len() % 2 == 0;
+        if even {
+            bcrypt.verify(1)?;
+        }
+        let (took, inside) = probe_verify(&mut probe_client, &verify)?;
+        probes.push(took);
+        insides.push(inside);
+        if even {
             highs.push(high_client.time(&login)?);
             lows.push(low_client.time(&login)?);
         } else {
+            bcrypt.verify(1)?;
             lows.push(low_client.time(&login)?);
             highs.push(high_client.time(&login)?);
         }
@@ -135,6 +199,8 @@ pub fn interleaved_logins(
         cost: bcrypt.summary().cost,
         high: Latency::of(&highs),
         low: Latency::of(&lows),
+        probe: Latency::of(&probes),
+        probe_inside: Latency::of(&insides),
     })
 }
 

@@ -65,6 +65,8 @@ pub struct Client {
     addr: SocketAddr,
     mode: Mode,
     conn: Option<BufReader<TcpStream>>,
+    /// The body of the last response (the buffer is reused).
+    body: Vec<u8>,
 }
 
 impl Client {
@@ -73,6 +75,7 @@ impl Client {
             addr,
             mode,
             conn: None,
+            body: Vec::new(),
         }
     }
 
@@ -122,7 +125,7 @@ impl Client {
             .get_mut()
             .write_all(&req.bytes)
             .map_err(anyhow::Error::from)
-            .and_then(|()| read_response(conn));
+            .and_then(|()| read_response(conn, &mut self.body));
         match answer {
             Ok((status, keep)) => Ok((start.elapsed(), status, keep)),
             Err(e) => {
@@ -130,6 +133,11 @@ impl Client {
                 Err(e)
             }
         }
+    }
+
+    /// The body of the last answer [`Client::time`] read.
+    pub fn body(&self) -> &[u8] {
+        &self.body
     }
 
     /// `n` requests one after the other: their times, in order.
@@ -168,8 +176,10 @@ fn line(conn: &mut BufReader<TcpStream>, buf: &mut String) -> Result<()> {
     Ok(())
 }
 
-/// Reads one response (Content-Length or chunked): (status, keep-alive).
-fn read_response(conn: &mut BufReader<TcpStream>) -> Result<(u16, bool)> {
+/// Reads one response (Content-Length or chunked) into `body`: (status,
+/// keep-alive).
+fn read_response(conn: &mut BufReader<TcpStream>, body: &mut Vec<u8>) -> Result<(u16, bool)> {
+    body.clear();
     let mut buf = String::new();
     line(conn, &mut buf)?;
     let status: u16 = buf
@@ -212,23 +222,26 @@ fn read_response(conn: &mut BufReader<TcpStream>) -> Result<(u16, bool)> {
                 }
                 break;
             }
-            skip(conn, size + 2)?;
+            read_exactly(conn, size, body)?;
+            // The CRLF after the chunk.
+            conn.read_exact(&mut [0u8; 2])?;
         }
     } else if let Some(length) = length {
-        skip(conn, length)?;
+        read_exactly(conn, length, body)?;
     } else {
         // Neither: the body runs to the end of the connection.
         quick_ack(conn.get_ref());
-        std::io::copy(conn, &mut std::io::sink())?;
+        conn.read_to_end(body)?;
         keep = false;
     }
     Ok((status, keep))
 }
 
-fn skip(conn: &mut BufReader<TcpStream>, n: u64) -> Result<()> {
+/// Appends the next `n` bytes to `out`.
+fn read_exactly(conn: &mut BufReader<TcpStream>, n: u64, out: &mut Vec<u8>) -> Result<()> {
     quick_ack(conn.get_ref());
-    let copied = std::io::copy(&mut conn.by_ref().take(n), &mut std::io::sink())?;
-    ensure!(copied == n, "short body");
+    let copied = conn.by_ref().take(n).read_to_end(out)?;
+    ensure!(copied as u64 == n, "short body");
     Ok(())
 }
 

@@ -22,8 +22,10 @@ pub fn json_fields(headers: &HeaderMap, body: &[u8]) -> Result<Fields, ApiError>
     }
     match serde_json::from_slice::<UniqueKeys>(body) {
         Ok(UniqueKeys(map)) => Ok(Fields(map)),
-        // Well-formed JSON that is not an object of unique keys.
-        Err(e) if e.is_data() => {
+        // A shape error stops the parse where it is found: `[` or
+        // `{"a":1,"a":2,` must still be told apart from JSON of the wrong
+        // shape, so the whole body is parsed again (refusals only).
+        Err(e) if e.is_data() && serde_json::from_slice::<Value>(body).is_ok() => {
             let message = e.to_string();
             let message = match message.strip_prefix(DUPLICATE) {
                 Some(rest) => {

@@ -102,8 +102,9 @@ fn every_error_code_is_in_the_spec() {
 }
 
 /// Every status an operation documents as an error refers to the shared
-/// error body, and the statuses every route can give are documented: the
-/// guard's 401 (and 403 for admin routes), a JSON body's 400, 413 and 415.
+/// error body, and the statuses every route can give are documented: 400
+/// (a stray query parameter), the guard's 401 (and 403 for admin routes), a
+/// JSON body's 413 and 415.
 #[test]
 fn each_operation_documents_the_errors_its_guard_and_body_can_give() {
     let spec = spec_file();
@@ -121,6 +122,9 @@ fn each_operation_documents_the_errors_its_guard_and_body_can_give() {
                         && a.iter()
                             .all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
                 });
+            // A query parameter the operation does not list, or a body cut
+            // short, is refused on every route.
+            assert!(has("400"), "{method} {path}: 400 undocumented");
             if guarded {
                 assert!(has("401"), "{method} {path}: 401 undocumented");
             }

@@ -324,3 +324,52 @@ fn a_query_string_on_a_route_that_takes_none_is_refused() {
     // An empty query is no query at all.
     assert_eq!(app.get("/auth/protected?", Some(&token)).status, 200);
 }
+
+/// Found by fuzzing (`fuzz/fuzz_targets/json_body.rs`): with duplicate keys
+/// refused, a body that is not JSON at all (`[`) was answered as a shape
+/// error, `validation_error`, because the object parse failed first.
+#[test]
+fn a_body_that_is_not_json_is_invalid_json_whatever_it_starts_with() {
+    let app = TestApp::new();
+    for body in [
+        &b"["[..],
+        b"[1,",
+        b"1x",
+        b"\"a\"]",
+        b"1 2",
+        b"{\"a\":1,\"a\":2,",
+        // Invalid UTF-8 in a string of a non-object (found by the second run).
+        b"[\"not\",\"\x9f\x91\"]",
+    ] {
+        let res = post_raw(&app, "/auth/login", Some("application/json"), body);
+        assert_error(&res, 400, "invalid_json");
+    }
+}
+
+/// Found by the bad-input corpus over HTTP (`framing_valid_json_cut_short_then_close`):
+/// a client that sent part of its `Content-Length` and closed, or no last
+/// chunk, had the prefix read as the whole body, and a valid prefix
+/// registered a user. The component marks such a request; the router
+/// refuses it before any handler, on every route.
+#[test]
+fn a_request_whose_body_was_cut_short_is_refused_before_any_handler() {
+    let app = TestApp::new();
+    let token = app.user_token("alice");
+    let before = app.store.snapshot();
+    for (method, path) in [
+        (Method::POST, "/auth/register"),
+        (Method::POST, "/auth/login"),
+        (Method::POST, "/auth/logout"),
+        (Method::GET, "/auth/protected"),
+    ] {
+        let req = app
+            .request(method, path, "192.0.2.1")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .extension(secure_backend::router::IncompleteBody)
+            .body(br#"{"username":"mallory","password":"correct horse battery"}"#.to_vec())
+            .unwrap();
+        assert_error(&app.send(req), 400, "invalid_json");
+    }
+    assert_eq!(app.store.snapshot(), before);
+}

@@ -84,7 +84,9 @@ fn acted(ctx: &Ctx, event: Event, admin: &AdminUser, target: &Username) -> Resul
 pub fn list_users(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, ApiError> {
     let (mut limit, mut cursor) = (DEFAULT_PAGE, 1);
     for &(name, value) in &input.query {
-        let number = value.parse::<u64>().ok().filter(|n| *n >= 1);
+        // Digits only: `parse` would also take a leading `+`.
+        let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        let number = value.parse::<u64>().ok().filter(|n| digits && *n >= 1);
         match (name, number) {
             ("limit", Some(n)) if n <= MAX_PAGE => limit = n,
             ("limit", _) => {

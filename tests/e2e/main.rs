@@ -12,7 +12,10 @@
 mod common;
 mod harness;
 mod sessions;
+// Issue 10: the bad-input corpus over HTTP.
+mod bad_input;
 
+use bad_input::bad_input_corpus_over_http;
 use common::{assert_audit_fields, in_parallel};
 use harness::*;
 use jwt_simple::prelude::{HS256Key, MACLike as _, NoCustomClaims};
@@ -67,6 +70,7 @@ every_target!(
     an_admin_unlocks_a_locked_user,
     a_deleted_user_is_signed_out_and_the_name_is_free,
     twenty_parallel_refreshes_of_one_token_give_one_200,
+    bad_input_corpus_over_http,
 );
 
 // Several instances on one store, as a scaled-out deployment runs: only a

@@ -221,8 +221,15 @@ impl Report<'_> {
         row(["date", &self.date, "", "", "", ""]);
         row(["run", &run, "", "", "", ""]);
         row(["machine", &self.machine, "", "", "", ""]);
+        // What the load at the start says; at the end it always includes
+        // this run's own wrk and servers.
+        let at_start = match self.load_average.0.parse::<f64>() {
+            Ok(load) if load < self.cores as f64 => "below the core count: nothing else was busy",
+            Ok(_) => "at or above the core count: something else was competing for the CPU",
+            Err(_) => "unknown",
+        };
         let busy = format!(
-            "{} when measuring began, {} at the end (above the core count, something else competed for the CPU)",
+            "{} when measuring began ({at_start}), {} at the end (this run's own wrk and servers included)",
             self.load_average.0, self.load_average.1
         );
         row(["1-minute load average", &busy, "", "", "", ""]);

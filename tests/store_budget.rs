@@ -117,10 +117,14 @@ fn session_and_account_routes_keep_their_budgets() {
         next = res.refresh_token();
     });
     assert_eq!(rotate, 6);
-    // A spent token: family, then revoking (family, poison, delete), the
-    // record under its lease (two increments, get, set, two deletes), counter.
+    // A spent token: family, the record, the record again under its lease
+    // (two increments, get, set, two deletes), then revoking (family,
+    // poison, delete), counter.
     let reuse = app.store_calls(|| assert_eq!(app.refresh(&refresh).status, 401));
-    assert_eq!(reuse, 1 + 3 + 6 + 1);
+    assert_eq!(reuse, 1 + 1 + 6 + 3 + 1);
+    // Presented again: the record shows the session ended, so no lease.
+    let again = app.store_calls(|| assert_eq!(app.refresh(&refresh).status, 401));
+    assert!(again <= 1 + 1 + 3 + 1, "{again}");
     // An unknown token: one read.
     assert_eq!(
         app.store_calls(|| assert_eq!(app.refresh(&next[1..]).status, 401)),

@@ -1030,9 +1030,9 @@ fn a_refresh_token_reuse_failing_at_any_store_call_leaves_the_session_revocable(
         read_only: false,
         after: reuse_after,
     });
-    // Family; revoke (family, poison, delete); the record under its lease
-    // (two takes, read, write, two releases); counter.
-    assert_eq!(calls, 1 + 3 + 6 + 1, "refresh reuse");
+    // Family; the record; the record under its lease (two takes, read,
+    // write, two releases); revoke (family, poison, delete); counter.
+    assert_eq!(calls, 1 + 1 + 6 + 3 + 1, "refresh reuse");
 }
 
 // ---- logout ----

@@ -72,10 +72,18 @@ pub fn refresh(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
 fn reuse(ctx: &Ctx, token: &RefreshToken, account: &Option<String>) -> Result<ApiError, ApiError> {
     // The record first: once the family is revoked, the spent token finds
     // no session, and a failure here could not be made good by presenting
-    // it again; the other way round, it can.
-    end_sessions(ctx, &token.username, account, &|user| {
-        user.end_session(token.number)
-    })?;
+    // it again; the other way round, it can. A record that has ended the
+    // session already (an earlier presentation did) needs no change, so
+    // this one does not queue for its lease: twenty parallel presentations
+    // of one spent token would otherwise wait on each other until some
+    // gave up (503).
+    let record = User::from_record(ctx.store.get(&User::key(&token.username))?)?;
+    let ended = record.is_none_or(|u| u.account_id != *account || !u.session_alive(token.number));
+    if !ended {
+        end_sessions(ctx, &token.username, account, &|user| {
+            user.end_session(token.number)
+        })?;
+    }
     sessions::revoke(ctx.store, &token.username, token.number)?;
     stats::bump(ctx.store, Counter::RefreshReuse)?;
     ctx.audit(

@@ -321,7 +321,10 @@ pub fn a_deleted_user_is_signed_out_and_the_name_is_free(t: Target) {
 
 /// One refresh token presented by `n` requests at once, request `i` sent to
 /// server `i % servers.len()`: exactly one rotates it, every other is reuse,
-/// which ends the session (the winner's new tokens with it).
+/// which ends the session (the winner's new tokens with it). Found by CI on
+/// a loaded machine: 8 of 19 reuses answered 503 `account_busy`, queued for
+/// the lease to end a session an earlier one had ended; a reuse that finds
+/// the session ended no longer queues.
 fn parallel_refreshes_of_one_token(servers: &[&Server], n: usize) {
     let c = servers[0].client();
     assert_eq!(c.register("erin", PASSWORD).status, 201);
@@ -338,13 +341,20 @@ fn parallel_refreshes_of_one_token(servers: &[&Server], n: usize) {
         1,
         "{statuses:?}"
     );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 401).count(),
-        n - 1,
-        "{statuses:?}"
+    // Every other presentation is reuse: 401, or, when it found the
+    // session still alive and could not take the account's lease in time
+    // (the presentations ahead of it ending the same session on a loaded
+    // machine), 503 `account_busy`, whose retry gets the 401. Either way
+    // the session ends (below).
+    assert!(
+        statuses.contains(&401),
+        "no presentation ended the session: {statuses:?}"
     );
-    for reply in replies.iter().filter(|r| r.status == 401) {
-        assert_error(reply, 401, "invalid_token");
+    for reply in replies.iter().filter(|r| r.status != 200) {
+        match reply.status {
+            503 => assert_error(reply, 503, "account_busy"),
+            _ => assert_error(reply, 401, "invalid_token"),
+        }
     }
     let winner = token_pair(replies.iter().find(|r| r.status == 200).unwrap());
     for server in servers {

@@ -75,10 +75,16 @@ impl<'de> Deserialize<'de> for UniqueKeys {
     }
 }
 
+/// Exactly one `Content-Type`, naming JSON: with two, this service would
+/// read the body by one while a proxy or firewall may have judged it by
+/// the other.
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(only), None) = (types.next(), types.next()) else {
+        return false;
+    };
+    only.to_str()
+        .ok()
         .and_then(|v| v.split(';').next())
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }

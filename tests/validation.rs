@@ -373,3 +373,27 @@ fn a_request_whose_body_was_cut_short_is_refused_before_any_handler() {
     }
     assert_eq!(app.store.snapshot(), before);
 }
+
+/// Issue 10 review: with two `Content-Type` headers the first was read, so
+/// `application/json` then `text/plain` logged in while a proxy judging by
+/// the last saw text. Two are refused, whatever their order.
+#[test]
+fn two_content_types_are_refused_whatever_their_order() {
+    let app = TestApp::new();
+    assert_eq!(app.register("alice", PASSWORD).status, 201);
+    let before = app.store.snapshot();
+    for (first, second) in [
+        ("application/json", "text/plain"),
+        ("text/plain", "application/json"),
+        ("application/json", "application/json"),
+    ] {
+        let req = app
+            .request(Method::POST, "/auth/login", "192.0.2.9")
+            .header("content-type", first)
+            .header("content-type", second)
+            .body(format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#).into_bytes())
+            .unwrap();
+        assert_error(&app.send(req), 415, "unsupported_media_type");
+    }
+    assert_eq!(app.store.snapshot(), before);
+}

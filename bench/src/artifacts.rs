@@ -77,6 +77,22 @@ fn target_dir(manifest: &Path) -> Result<PathBuf> {
     ))
 }
 
+/// A fixture component (a workspace of its own in `dir`), built for
+/// wasm32-wasip1 in release into `target`.
+fn build_fixture(dir: &Path, target: &Path) -> Result<()> {
+    let manifest = dir.join("Cargo.toml");
+    run_cargo(&[
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip1",
+        "--manifest-path",
+        manifest.to_str().context("UTF-8 path")?,
+        "--target-dir",
+        target.to_str().context("UTF-8 path")?,
+    ])
+}
+
 fn run_cargo(args: &[&str]) -> Result<()> {
     eprintln!("bench: cargo {}", args.join(" "));
     let status = cargo().args(args).status().context("run cargo")?;
@@ -154,17 +170,7 @@ pub fn build(with_test_host: bool) -> Result<Artifacts> {
     // The fixture is a workspace of its own; its build goes under ours (as
     // the test host's tests do), not into an untracked tests/host/hello/target.
     let hello_target = target.join("bench-hello");
-    let hello_manifest = hello_dir().join("Cargo.toml");
-    run_cargo(&[
-        "build",
-        "--release",
-        "--target",
-        "wasm32-wasip1",
-        "--manifest-path",
-        hello_manifest.to_str().context("UTF-8 path")?,
-        "--target-dir",
-        hello_target.to_str().context("UTF-8 path")?,
-    ])?;
+    build_fixture(&hello_dir(), &hello_target)?;
     let (probe_wasm, probe_build) = build_probe(&root, &target)?;
     let test_host = if with_test_host {
         // Release: the host's own code (HTTP, SQLite) is part of what is timed.
@@ -231,17 +237,7 @@ fn build_component_flags(root: &Path) -> Result<Vec<String>> {
 fn build_probe(root: &Path, target: &Path) -> Result<(PathBuf, String)> {
     let dir = probe_dir();
     let probe_target = target.join("bench-bcrypt-probe");
-    let manifest = dir.join("Cargo.toml");
-    run_cargo(&[
-        "build",
-        "--release",
-        "--target",
-        "wasm32-wasip1",
-        "--manifest-path",
-        manifest.to_str().context("UTF-8 path")?,
-        "--target-dir",
-        probe_target.to_str().context("UTF-8 path")?,
-    ])?;
+    build_fixture(&dir, &probe_target)?;
     let mut versions = Vec::new();
     for package in ["bcrypt", "blowfish"] {
         let service = locked_version(root, package);
@@ -250,7 +246,7 @@ fn build_probe(root: &Path, target: &Path) -> Result<(PathBuf, String)> {
             bail!(
                 "{package}: the service's Cargo.lock has {service:?}, bench/bcrypt-probe/Cargo.lock {probe:?}: \
                  the probe must run the service's version (cargo update --manifest-path {} -p {package} --precise <version>)",
-                manifest.display()
+                dir.join("Cargo.toml").display()
             );
         }
         versions.push(format!("{package} {}", service.unwrap_or_default()));

@@ -87,7 +87,7 @@ impl fmt::Display for ConfigError {
 /// Every variable the service reads. Each must be declared in `spin.toml`
 /// and mapped into the component, or Spin answers "undefined" and the
 /// default would silently apply (a test checks the manifest).
-pub const VARIABLES: [&str; 13] = [
+pub const VARIABLES: [&str; 16] = [
     "jwt_secret",
     "admin_bootstrap_token",
     "bcrypt_cost",
@@ -101,10 +101,14 @@ pub const VARIABLES: [&str; 13] = [
     "lockout_threshold",
     "lockout_duration_seconds",
     "client_ip_header",
+    "mfa_encryption_key",
+    "mfa_rate_limit",
+    "mfa_rate_window_seconds",
 ];
 
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 pub const MIN_BOOTSTRAP_TOKEN_BYTES: usize = 16;
+pub const MIN_MFA_KEY_BYTES: usize = 32;
 
 /// How long one bcrypt check takes at cost 10 under Spin 4.0.2 on a 2-core
 /// machine (measured: 64 ms; 225 ms at cost 12, 1.75 s at cost 15). Each
@@ -139,10 +143,12 @@ pub struct Config<'v> {
     sessions: Setting<SessionPolicy>,
     login_rate: Setting<RatePolicy>,
     register_rate: Setting<RatePolicy>,
+    mfa_rate: Setting<RatePolicy>,
     lockout: Setting<LockoutPolicy>,
     client_ip_header: Setting<Option<http::HeaderName>>,
     jwt_secret: Setting<Option<Secret>>,
     admin_bootstrap_token: Setting<Option<Secret>>,
+    mfa_encryption_key: Setting<Option<Secret>>,
 }
 
 impl<'v> Config<'v> {
@@ -154,10 +160,12 @@ impl<'v> Config<'v> {
             sessions: OnceCell::new(),
             login_rate: OnceCell::new(),
             register_rate: OnceCell::new(),
+            mfa_rate: OnceCell::new(),
             lockout: OnceCell::new(),
             client_ip_header: OnceCell::new(),
             jwt_secret: OnceCell::new(),
             admin_bootstrap_token: OnceCell::new(),
+            mfa_encryption_key: OnceCell::new(),
         }
     }
 
@@ -169,10 +177,12 @@ impl<'v> Config<'v> {
         self.sessions()?;
         self.login_rate()?;
         self.register_rate()?;
+        self.mfa_rate()?;
         self.lockout()?;
         self.client_ip_header()?;
         self.jwt_secret()?;
         self.admin_bootstrap_token()?;
+        self.mfa_encryption_key()?;
         Ok(())
     }
 
@@ -221,6 +231,16 @@ impl<'v> Config<'v> {
         })
     }
 
+    /// The per-IP limit on two-factor verifications (`POST /auth/mfa/verify`).
+    pub fn mfa_rate(&self) -> Result<RatePolicy, ConfigError> {
+        get(&self.mfa_rate, || {
+            Ok(RatePolicy {
+                limit: number(self.vars, "mfa_rate_limit", 5, 1, 1000)? as u32,
+                window_secs: number(self.vars, "mfa_rate_window_seconds", 60, 1, 86_400)?,
+            })
+        })
+    }
+
     /// The lockout policy; also reads `bcrypt_cost`, since a lock shorter
     /// than a login at that cost is refused.
     pub fn lockout(&self) -> Result<LockoutPolicy, ConfigError> {
@@ -259,6 +279,13 @@ impl<'v> Config<'v> {
     pub fn jwt_secret(&self) -> Result<Option<&Secret>, ConfigError> {
         get_ref(&self.jwt_secret, || {
             secret(self.vars, "jwt_secret", MIN_JWT_SECRET_BYTES)
+        })
+    }
+
+    /// The key TOTP secrets are sealed under (see `security::mfa`).
+    pub fn mfa_encryption_key(&self) -> Result<Option<&Secret>, ConfigError> {
+        get_ref(&self.mfa_encryption_key, || {
+            secret(self.vars, "mfa_encryption_key", MIN_MFA_KEY_BYTES)
         })
     }
 
@@ -384,6 +411,14 @@ mod tests {
         );
         assert!(c.jwt_secret().unwrap().is_none());
         assert!(c.admin_bootstrap_token().unwrap().is_none());
+        assert!(c.mfa_encryption_key().unwrap().is_none());
+        assert_eq!(
+            c.mfa_rate().unwrap(),
+            RatePolicy {
+                limit: 5,
+                window_secs: 60
+            }
+        );
         assert!(c.client_ip_header().unwrap().is_none());
     }
 

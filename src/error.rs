@@ -7,6 +7,8 @@ use http::{header, HeaderValue, Method, StatusCode};
 #[derive(Debug)]
 pub enum ApiError {
     Validation(String),
+    /// A new password the policy refuses; says which rule.
+    WeakPassword(&'static str),
     InvalidJson,
     Forbidden(&'static str),
     UsernameTaken,
@@ -32,6 +34,16 @@ pub enum ApiError {
     LastAdmin,
     /// The user named in an admin route does not exist.
     UserNotFound,
+    /// An `mfa_token` that is forged, expired, spent or superseded.
+    InvalidMfaToken,
+    /// A wrong (or replayed) TOTP or recovery code.
+    InvalidMfaCode,
+    /// Enrolment asked for while two-factor login is already on.
+    MfaAlreadyEnabled,
+    /// A confirmation with no enrolment pending (or one that expired).
+    MfaNotPending,
+    /// Two-factor login is not on for this account.
+    MfaNotEnabled,
     /// A variable that does not parse: logged as `config_error`, answered as 500.
     Config(String),
     /// Anything unexpected (a store failure, say): logged, answered generically.
@@ -53,14 +65,22 @@ impl From<crate::config::ConfigError> for ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Validation(_) | ApiError::InvalidJson => StatusCode::BAD_REQUEST,
-            ApiError::InvalidCredentials | ApiError::MissingToken | ApiError::InvalidToken => {
-                StatusCode::UNAUTHORIZED
+            ApiError::Validation(_) | ApiError::WeakPassword(_) | ApiError::InvalidJson => {
+                StatusCode::BAD_REQUEST
             }
+            ApiError::InvalidCredentials
+            | ApiError::MissingToken
+            | ApiError::InvalidToken
+            | ApiError::InvalidMfaToken
+            | ApiError::InvalidMfaCode => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::UserNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UsernameTaken | ApiError::LastAdmin => StatusCode::CONFLICT,
+            ApiError::UsernameTaken
+            | ApiError::LastAdmin
+            | ApiError::MfaAlreadyEnabled
+            | ApiError::MfaNotPending
+            | ApiError::MfaNotEnabled => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::AccountLocked { .. } => StatusCode::LOCKED,
@@ -73,6 +93,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Validation(_) => "validation_error",
+            ApiError::WeakPassword(_) => "weak_password",
             ApiError::InvalidJson => "invalid_json",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::UsernameTaken => "username_taken",
@@ -89,6 +110,11 @@ impl ApiError {
             ApiError::Busy => "account_busy",
             ApiError::LastAdmin => "last_admin",
             ApiError::UserNotFound => "user_not_found",
+            ApiError::InvalidMfaToken => "invalid_mfa_token",
+            ApiError::InvalidMfaCode => "invalid_mfa_code",
+            ApiError::MfaAlreadyEnabled => "mfa_already_enabled",
+            ApiError::MfaNotPending => "mfa_not_pending",
+            ApiError::MfaNotEnabled => "mfa_not_enabled",
             ApiError::Config(_) | ApiError::Internal(_) => "internal_error",
         }
     }
@@ -96,6 +122,7 @@ impl ApiError {
     pub fn message(&self) -> String {
         match self {
             ApiError::Validation(m) => m.clone(),
+            ApiError::WeakPassword(m) => (*m).into(),
             ApiError::InvalidJson => "Request body is not valid JSON".into(),
             ApiError::Forbidden(m) => (*m).into(),
             ApiError::UsernameTaken => "Username is already taken".into(),
@@ -114,6 +141,15 @@ impl ApiError {
             ApiError::Busy => "The account is being changed by another request; retry".into(),
             ApiError::LastAdmin => "The last admin cannot be demoted or deleted".into(),
             ApiError::UserNotFound => "No such user".into(),
+            ApiError::InvalidMfaToken => {
+                "The mfa_token is invalid, expired or already used; log in again".into()
+            }
+            ApiError::InvalidMfaCode => "Invalid two-factor code".into(),
+            ApiError::MfaAlreadyEnabled => "Two-factor login is already on".into(),
+            ApiError::MfaNotPending => {
+                "No two-factor enrolment is pending (it may have expired); enrol again".into()
+            }
+            ApiError::MfaNotEnabled => "Two-factor login is not on for this account".into(),
             ApiError::Config(_) | ApiError::Internal(_) => "An internal error occurred".into(),
         }
     }
@@ -157,6 +193,7 @@ impl ApiError {
 pub fn samples() -> Vec<ApiError> {
     vec![
         ApiError::Validation(String::new()),
+        ApiError::WeakPassword(""),
         ApiError::InvalidJson,
         ApiError::Forbidden(""),
         ApiError::UsernameTaken,
@@ -173,6 +210,11 @@ pub fn samples() -> Vec<ApiError> {
         ApiError::Busy,
         ApiError::LastAdmin,
         ApiError::UserNotFound,
+        ApiError::InvalidMfaToken,
+        ApiError::InvalidMfaCode,
+        ApiError::MfaAlreadyEnabled,
+        ApiError::MfaNotPending,
+        ApiError::MfaNotEnabled,
         ApiError::Config(String::new()),
         ApiError::Internal(anyhow::anyhow!("")),
     ]
@@ -205,9 +247,15 @@ mod tests {
             ApiError::UserNotFound => 16,
             ApiError::Config(_) => 17,
             ApiError::Internal(_) => 18,
+            ApiError::WeakPassword(_) => 19,
+            ApiError::InvalidMfaToken => 20,
+            ApiError::InvalidMfaCode => 21,
+            ApiError::MfaAlreadyEnabled => 22,
+            ApiError::MfaNotPending => 23,
+            ApiError::MfaNotEnabled => 24,
         }
     }
-    const VARIANTS: usize = 19;
+    const VARIANTS: usize = 25;
 
     #[test]
     fn samples_hold_every_variant_once() {

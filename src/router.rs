@@ -4,7 +4,9 @@
 use crate::audit::{Event, Outcome};
 use crate::context::{Ctx, RequestMeta, Services};
 use crate::error::ApiError;
-use crate::routes::{account, admin, auth, health, openapi, parse_query, sessions, Input, Reply};
+use crate::routes::{
+    account, admin, auth, health, mfa, openapi, parse_query, sessions, Input, Reply,
+};
 use crate::security::guards::{require_admin, require_user, AdminUser, AuthUser};
 use crate::security::{random_bytes, to_hex};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -50,7 +52,7 @@ const fn route_with_query(
 }
 
 /// Every route of the API. Keep `spin.toml` in step.
-static ROUTES: [Route; 16] = [
+static ROUTES: [Route; 21] = [
     route(
         Method::POST,
         "/auth/register",
@@ -78,6 +80,26 @@ static ROUTES: [Route; 16] = [
         Method::POST,
         "/auth/password",
         Handler::User(account::change_password),
+    ),
+    route(
+        Method::POST,
+        "/auth/mfa/totp/enroll",
+        Handler::User(mfa::enroll),
+    ),
+    route(
+        Method::POST,
+        "/auth/mfa/totp/confirm",
+        Handler::User(mfa::confirm),
+    ),
+    route(
+        Method::POST,
+        "/auth/mfa/totp/disable",
+        Handler::User(mfa::disable),
+    ),
+    route(
+        Method::POST,
+        "/auth/mfa/verify",
+        Handler::Public(mfa::verify),
     ),
     route(
         Method::GET,
@@ -114,6 +136,11 @@ static ROUTES: [Route; 16] = [
         Method::POST,
         "/admin/users/{username}/sessions/revoke",
         Handler::Admin(admin::revoke_sessions),
+    ),
+    route(
+        Method::POST,
+        "/admin/users/{username}/mfa/reset",
+        Handler::Admin(admin::reset_mfa),
     ),
     route(Method::GET, "/health", Handler::Public(health::check)),
     route(Method::GET, "/openapi.json", Handler::Public(openapi::spec)),

@@ -78,7 +78,7 @@ fn stored_hash(app: &TestApp, name: &str) -> String {
 // ---------------------------------------------------------------- /auth/me
 
 #[test]
-fn me_answers_exactly_username_role_and_created_at() {
+fn me_answers_exactly_username_role_created_at_and_whether_mfa_is_on() {
     let app = app();
     app.register("alice", PASSWORD);
     let p = login(&app, "alice", PASSWORD);
@@ -90,6 +90,7 @@ fn me_answers_exactly_username_role_and_created_at() {
             "username": "alice",
             "role": "user",
             "created_at": "2026-11-27T00:00:00.000Z",
+            "mfa_enabled": false,
         })
     );
 }
@@ -109,6 +110,7 @@ fn me_created_at_is_the_registration_time_not_the_request_time() {
             "username": "root",
             "role": "admin",
             "created_at": "2026-11-28T01:01:01.000Z",
+            "mfa_enabled": false,
         })
     );
 }
@@ -325,12 +327,12 @@ fn the_new_password_must_satisfy_the_registration_rules() {
         let res = change_password(&app, &a.access, PASSWORD, new);
         assert_error(&res, 400, "validation_error");
     }
-    // The limits themselves are allowed.
+    // The limits themselves are allowed (with passwords the policy takes).
     let b = login(&app, "alice", PASSWORD);
-    assert_no_content(&change_password(&app, &b.access, PASSWORD, "12345678"));
-    let c = login(&app, "alice", "12345678");
-    let longest = "a".repeat(71);
-    assert_no_content(&change_password(&app, &c.access, "12345678", &longest));
+    assert_no_content(&change_password(&app, &b.access, PASSWORD, "tb7-qz4w"));
+    let c = login(&app, "alice", "tb7-qz4w");
+    let longest = format!("{}b", "ab".repeat(35));
+    assert_no_content(&change_password(&app, &c.access, "tb7-qz4w", &longest));
     assert_eq!(app.login("alice", &longest).status, 200);
 }
 

@@ -326,7 +326,13 @@ fn listing_is_in_registration_order_with_username_role_created_at_and_locked_unt
     for (user, (name, created_ms)) in users[1..].iter().zip(&registered) {
         assert_eq!(
             keys_of(user),
-            ["created_at", "locked_until", "role", "username"],
+            [
+                "created_at",
+                "locked_until",
+                "mfa_enabled",
+                "role",
+                "username"
+            ],
             "{user}"
         );
         assert_eq!(user["username"], *name);
@@ -616,6 +622,7 @@ fn showing_a_user_gives_the_listing_fields_plus_failed_attempts_and_active_sessi
             "created_at",
             "failed_attempts",
             "locked_until",
+            "mfa_enabled",
             "role",
             "username"
         ]
@@ -777,7 +784,13 @@ fn a_promotion_grants_admin_access_on_the_next_request_with_the_same_token() {
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(
         keys_of(&res.body),
-        ["created_at", "locked_until", "role", "username"]
+        [
+            "created_at",
+            "locked_until",
+            "mfa_enabled",
+            "role",
+            "username"
+        ]
     );
     assert_eq!(res.body["username"], "alice");
     assert_eq!(res.body["role"], "admin");

@@ -60,7 +60,7 @@ fn every_variable_is_declared_and_mapped() {
             "{name} not mapped into the component"
         );
     }
-    for secret in ["jwt_secret", "admin_bootstrap_token"] {
+    for secret in ["jwt_secret", "admin_bootstrap_token", "mfa_encryption_key"] {
         assert_eq!(
             declared[secret]["secret"].as_bool(),
             Some(true),
@@ -397,8 +397,9 @@ fn secret_variables_come_from_a_secret_and_the_others_are_plain_values() {
 fn every_secret_the_spinapp_reads_is_in_secrets_yaml() {
     let mut refs = Vec::new();
     secret_key_refs(&spinapp(), &mut refs);
-    // jwt_secret, admin_bootstrap_token and the Redis URL of the runtime config.
-    assert_eq!(refs.len(), 3, "{refs:?}");
+    // jwt_secret, admin_bootstrap_token, mfa_encryption_key and the Redis
+    // URL of the runtime config.
+    assert_eq!(refs.len(), 4, "{refs:?}");
     let secrets = secret_keys();
     for (name, key) in &refs {
         assert!(

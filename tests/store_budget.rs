@@ -240,7 +240,7 @@ fn deleting_a_locked_admin_stays_within_the_bound() {
         let res = app.call(Method::DELETE, "/admin/users/deputy", Some(&root), None);
         assert_eq!(res.status, 204, "{}", res.body);
     });
-    assert!(calls <= 29, "{calls}");
+    assert!(calls <= 30, "{calls}");
 }
 
 /// With `jwt_secret` set (review of the signing key, finding 1): each
@@ -301,4 +301,56 @@ fn with_jwt_secret_signing_routes_check_the_retired_key_once() {
         assert_eq!(res.status, 204);
     });
     assert_eq!(change, 1 + 1 + 3 + 6 + 1);
+}
+
+/// Two-factor login (issue 11): the password step costs a login's calls
+/// and one increment (the challenge); the second step a login's own
+/// bookkeeping, the challenge's spend and the code written off under the
+/// record's lease.
+#[test]
+fn two_factor_steps_stay_within_their_budgets() {
+    use http::Method;
+    use secure_backend::clock::Clock;
+    use secure_backend::security::totp;
+    use serde_json::json;
+    let app =
+        TestApp::unthrottled(&[("mfa_encryption_key", "mfa-key-for-the-store-budget-0123456")]);
+    let access = app.user_token("alice");
+    let step = |app: &TestApp| app.clock.now_secs() / totp::STEP_SECS;
+    let enrol = app.store_calls(|| {
+        let res = app.call(Method::POST, "/auth/mfa/totp/enroll", Some(&access), None);
+        assert_eq!(res.status, 200, "{}", res.body);
+    });
+    let secret = {
+        let res = app.call(Method::POST, "/auth/mfa/totp/enroll", Some(&access), None);
+        totp::decode_secret(res.body["secret"].as_str().unwrap()).unwrap()
+    };
+    let code = json!({ "code": totp::code_at(&secret, step(&app)) });
+    let confirm = app.store_calls(|| {
+        let res = app.call(
+            Method::POST,
+            "/auth/mfa/totp/confirm",
+            Some(&access),
+            Some(&code),
+        );
+        assert_eq!(res.status, 200, "{}", res.body);
+    });
+    let mut token = String::new();
+    let password_step = app.store_calls(|| {
+        let res = app.login("alice", PASSWORD);
+        token = res.body["mfa_token"].as_str().unwrap().to_owned();
+    });
+    app.clock.advance_secs(totp::STEP_SECS);
+    let body = json!({ "mfa_token": token, "code": totp::code_at(&secret, step(&app)) });
+    let second_step = app.store_calls(|| {
+        let res = app.post_json("/auth/mfa/verify", &body, "192.0.2.40");
+        assert_eq!(res.status, 200, "{}", res.body);
+    });
+    eprintln!("enrol {enrol}, confirm {confirm}, password step {password_step}, second step {second_step}");
+    // Guard (key, user) and the record changed under its lease (two
+    // increments, read, write, two deletes).
+    assert!(enrol <= 8, "{enrol}");
+    assert!(confirm <= 8, "{confirm}");
+    assert!(password_step <= 12, "{password_step}");
+    assert!(second_step <= 22, "{second_step}");
 }

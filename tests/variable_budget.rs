@@ -241,3 +241,73 @@ fn retiring_the_stored_key_reads_no_further_variable() {
     )]));
     assert_eq!(with, without);
 }
+
+/// Two-factor login (issue 11): each step reads its own settings once, and
+/// the key the TOTP secrets are sealed under.
+#[test]
+fn two_factor_routes_read_their_own_settings_once_each() {
+    use http::Method;
+    use secure_backend::clock::Clock;
+    use secure_backend::security::totp;
+    use serde_json::json;
+    let app = TestApp::with_vars(&[(
+        "mfa_encryption_key",
+        "mfa-key-for-the-variable-budget-01234",
+    )]);
+    let access = app.user_token("alice");
+    let mut secret = Vec::new();
+    let names = reads(&app, || {
+        let res = app.call(Method::POST, "/auth/mfa/totp/enroll", Some(&access), None);
+        secret = totp::decode_secret(res.body["secret"].as_str().unwrap()).unwrap();
+    });
+    assert_eq!(
+        names,
+        ["client_ip_header", "jwt_secret", "mfa_encryption_key"]
+    );
+    let step = |app: &TestApp| app.clock.now_secs() / totp::STEP_SECS;
+    let code = json!({ "code": totp::code_at(&secret, step(&app)) });
+    let names = reads(&app, || {
+        let res = app.call(
+            Method::POST,
+            "/auth/mfa/totp/confirm",
+            Some(&access),
+            Some(&code),
+        );
+        assert_eq!(res.status, 200, "{}", res.body);
+    });
+    assert_eq!(
+        names,
+        ["client_ip_header", "jwt_secret", "mfa_encryption_key"]
+    );
+    // The password step reads what a login reads.
+    let mut token = String::new();
+    let names = reads(&app, || {
+        token = app.login("alice", PASSWORD).body["mfa_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    });
+    assert_eq!(names.len(), 10, "{names:?}");
+    app.clock.advance_secs(totp::STEP_SECS);
+    let body = json!({ "mfa_token": token, "code": totp::code_at(&secret, step(&app)) });
+    let names = reads(&app, || {
+        let res = app.post_json("/auth/mfa/verify", &body, "192.0.2.40");
+        assert_eq!(res.status, 200, "{}", res.body);
+    });
+    assert_eq!(
+        names,
+        [
+            "bcrypt_cost",
+            "client_ip_header",
+            "jwt_secret",
+            "lockout_duration_seconds",
+            "lockout_threshold",
+            "mfa_encryption_key",
+            "mfa_rate_limit",
+            "mfa_rate_window_seconds",
+            "refresh_token_ttl_seconds",
+            "session_ttl_seconds",
+            "token_ttl_seconds",
+        ]
+    );
+}

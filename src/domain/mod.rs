@@ -2,11 +2,13 @@
 //! so handlers never re-check it.
 
 mod password;
+mod password_policy;
 mod role;
 mod user;
 mod username;
 
-pub use password::Password;
+pub use password::{Password, PasswordRefusal};
+pub use password_policy::Weakness;
 pub use role::Role;
-pub use user::{User, SESSION_SLOTS};
+pub use user::{Mfa, PendingMfa, User, SESSION_SLOTS};
 pub use username::Username;

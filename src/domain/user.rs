@@ -43,6 +43,36 @@ pub struct User {
     /// it was registered after the index existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u64>,
+    /// Two-factor login, once an enrolment is confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<Mfa>,
+    /// A TOTP secret handed out by enrolment and not confirmed yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_pending: Option<PendingMfa>,
+}
+
+/// An account's TOTP second factor (`security::mfa`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mfa {
+    /// The TOTP secret, sealed (`security::sealing`): a dump of the store
+    /// alone does not yield it.
+    pub secret: String,
+    /// Unix seconds.
+    pub enabled_at: u64,
+    /// The highest TOTP time step accepted so far: a code is accepted only
+    /// for a later step, so each code works once.
+    pub last_step: u64,
+    /// SHA-256 of each recovery code not used yet.
+    pub recovery_codes: Vec<String>,
+}
+
+/// A TOTP secret awaiting its first code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingMfa {
+    /// Sealed, as [`Mfa::secret`].
+    pub secret: String,
+    /// Unix seconds.
+    pub created_at: u64,
 }
 
 impl User {
@@ -119,6 +149,8 @@ mod tests {
             kept_session: None,
             ended_sessions: Vec::new(),
             index: None,
+            mfa: None,
+            mfa_pending: None,
         }
     }
 

@@ -4,7 +4,7 @@ use super::{password_check, Input, Reply};
 use crate::audit::{self, Event, Outcome};
 use crate::body::json_fields;
 use crate::context::Ctx;
-use crate::domain::{Password, User};
+use crate::domain::{Password, PasswordRefusal, User};
 use crate::error::ApiError;
 use crate::security::guards::AuthUser;
 use crate::security::{keys, lease, lockout, passwords, random_bytes, to_hex};
@@ -17,6 +17,7 @@ pub fn me(_ctx: &Ctx, user: AuthUser, _input: &Input) -> Result<Reply, ApiError>
         "username": user.username.as_str(),
         "role": user.role.as_str(),
         "created_at": audit::rfc3339_millis(user.record.created_at * 1000),
+        "mfa_enabled": user.record.mfa.is_some(),
     })))
 }
 
@@ -29,8 +30,13 @@ pub fn change_password(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply
         json_fields(input.headers, input.body)?.only(&["current_password", "new_password"])?;
     let current = Password::parse_candidate(fields.string("current_password")?)
         .map_err(|rule| ApiError::Validation(format!("current_{rule}")))?;
-    let new = Password::parse(fields.string("new_password")?)
-        .map_err(|rule| ApiError::Validation(format!("new_{rule}")))?;
+    let new =
+        Password::parse_new(fields.string("new_password")?, &user.username).map_err(|refusal| {
+            match refusal {
+                PasswordRefusal::Length(rule) => ApiError::Validation(format!("new_{rule}")),
+                PasswordRefusal::Weak(rule) => ApiError::WeakPassword(rule.message()),
+            }
+        })?;
     let (policy, cost) = (ctx.config.lockout()?, ctx.config.bcrypt_cost()?);
     ctx.client_ip()?;
     let name = Some(user.username.as_str());

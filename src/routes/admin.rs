@@ -17,7 +17,7 @@ use crate::domain::{Role, User, Username};
 use crate::error::ApiError;
 use crate::security::guards::AdminUser;
 use crate::security::lease::{self, Lease};
-use crate::security::{lockout, name_claim, sessions};
+use crate::security::{lockout, mfa, name_claim, sessions};
 use crate::stats::{self, Counter};
 use crate::user_index;
 use serde_json::{json, Map, Value};
@@ -60,6 +60,7 @@ fn view(user: &User, locked_until: Option<u64>) -> Value {
         "role": user.role.as_str(),
         "created_at": audit::rfc3339_millis(user.created_at * 1000),
         "locked_until": locked_until.map(audit::rfc3339_millis),
+        "mfa_enabled": user.mfa.is_some(),
     })
 }
 
@@ -176,6 +177,21 @@ pub fn revoke_sessions(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Rep
     Ok(Reply::no_content())
 }
 
+/// POST /admin/users/{username}/mfa/reset: turns two-factor login off
+/// (and drops a pending enrolment), for a user who lost their device.
+pub fn reset_mfa(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, ApiError> {
+    let username = target(input)?;
+    ctx.client_ip()?;
+    lease::change_user(ctx.store, ctx.clock, &username, &mut |user| {
+        user.mfa = None;
+        user.mfa_pending = None;
+        Ok(())
+    })?
+    .ok_or(ApiError::UserNotFound)?;
+    acted(ctx, Event::MfaReset, &admin, &username)?;
+    Ok(Reply::no_content())
+}
+
 /// PUT /admin/users/{username}/role {"role"}
 pub fn set_role(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, ApiError> {
     let username = target(input)?;
@@ -239,6 +255,8 @@ pub fn delete_user(ctx: &Ctx, admin: AdminUser, input: &Input) -> Result<Reply, 
             .and_then(|()| Ok(sessions::forget_all(ctx.store, &username)?))
             .and_then(|()| lease.check(ctx.clock))
             .and_then(|()| Ok(lockout::forget(ctx.store, &key)?))
+            .and_then(|()| Ok(mfa::forget(ctx.store, &username)?))
+            .and_then(|()| lease.check(ctx.clock))
             .and_then(|()| lease.delete(ctx.clock, &key));
         match cleared {
             Ok(()) => Ok(user),

@@ -1,9 +1,9 @@
-use super::{password_check, Input, Reply};
+use super::{mfa, password_check, Input, Reply};
 use crate::audit::{Event, Outcome};
 use crate::body::json_fields;
 use crate::config::RatePolicy;
 use crate::context::Ctx;
-use crate::domain::{Password, Role, User, Username};
+use crate::domain::{Password, PasswordRefusal, Role, User, Username};
 use crate::error::ApiError;
 use crate::security::client_ip::rate_limit_key;
 use crate::security::guards::{self, AuthUser};
@@ -66,6 +66,8 @@ pub fn register(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
         kept_session: None,
         ended_sessions: Vec::new(),
         index: None,
+        mfa: None,
+        mfa_pending: None,
     };
     let record_key = User::key(&username);
     // An existing record is never written over, whatever became of its
@@ -112,7 +114,12 @@ fn parse_registration(
 ) -> Result<(Username, Password, Role), ApiError> {
     let mut fields = json_fields(headers, body)?.only(&["username", "password", "role"])?;
     let username = Username::parse(&fields.string("username")?).map_err(invalid)?;
-    let password = Password::parse(fields.string("password")?).map_err(invalid)?;
+    let password = Password::parse_new(fields.string("password")?, &username).map_err(
+        |refusal| match refusal {
+            PasswordRefusal::Length(rule) => invalid(rule),
+            PasswordRefusal::Weak(rule) => ApiError::WeakPassword(rule.message()),
+        },
+    )?;
     let role = match fields.optional_string("role")? {
         None => Role::User,
         Some(raw) => Role::parse(&raw).map_err(invalid)?,
@@ -199,7 +206,12 @@ pub fn login(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
         }
     };
 
-    lockout::succeed(ctx.store, ticket)?;
+    // With two-factor login on, only the second factor ends the streak of
+    // failures: a right password neither ends nor extends it.
+    match user.mfa {
+        Some(_) => lockout::release(ctx.store, ticket)?,
+        None => lockout::succeed(ctx.store, ticket)?,
+    }
     // A hash from before a change of `bcrypt_cost` is replaced now, so the
     // account pays the new cost from its next check on.
     if let (Some(new_hash), Some(checked)) = (
@@ -221,6 +233,9 @@ pub fn login(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
             Ok(_) | Err(ApiError::Busy) => {}
             Err(e) => return Err(e),
         }
+    }
+    if user.mfa.is_some() {
+        return mfa::challenge(ctx, &keys, &username, &user, now_ms);
     }
     stats::bump(ctx.store, Counter::LoginSuccesses)?;
     let session = sessions::start(ctx.store, &username, &user, sessions, now_ms)?;
@@ -266,7 +281,7 @@ pub fn protected(_ctx: &Ctx, user: AuthUser, _input: &Input) -> Result<Reply, Ap
 
 /// Counts this attempt against the client's window in `scope`; refuses it
 /// (429, audited and counted) when the window is full.
-fn enforce_rate_limit(
+pub(super) fn enforce_rate_limit(
     ctx: &Ctx,
     keys: &Keys,
     scope: &'static str,

@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod mfa;
 pub mod openapi;
 mod password_check;
 pub mod sessions;

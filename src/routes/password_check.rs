@@ -52,6 +52,26 @@ pub fn failed(
     event: Event,
     reason: Option<&str>,
 ) -> ApiError {
+    failed_with(
+        ctx,
+        ticket,
+        policy,
+        name,
+        (event, reason),
+        ApiError::InvalidCredentials,
+    )
+}
+
+/// As [`failed`], answering `answer` (a wrong second factor counts exactly
+/// as a wrong password, and answers `invalid_mfa_code`).
+pub fn failed_with(
+    ctx: &Ctx,
+    ticket: Ticket,
+    policy: lockout::Policy,
+    name: Option<&str>,
+    (event, reason): (Event, Option<&str>),
+    answer: ApiError,
+) -> ApiError {
     let counted = (|| -> Result<(), ApiError> {
         let locked = lockout::fail(ctx.store, ticket, policy, ctx.clock)?;
         stats::bump(ctx.store, Counter::LoginFailures)?;
@@ -68,7 +88,7 @@ pub fn failed(
         Ok(())
     })();
     match counted {
-        Ok(()) => ApiError::InvalidCredentials,
+        Ok(()) => answer,
         Err(e) => e,
     }
 }

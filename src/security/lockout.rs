@@ -140,6 +140,17 @@ pub fn succeed(store: &dyn KeyValue, ticket: Ticket) -> Result<()> {
     store.delete(&counter_key(&ticket.id, ticket.period.id))
 }
 
+/// The password was right but the login is not over: a second factor is
+/// due, and only that ends the streak. Gives the ticket back, so the
+/// attempt counts neither as a failure nor as a success. Given back late
+/// (after a parallel failure took the next ticket), it can only have
+/// locked one failure early; never given back (the request died), it
+/// counts as one failure.
+pub fn release(store: &dyn KeyValue, ticket: Ticket) -> Result<()> {
+    store.increment(&counter_key(&ticket.id, ticket.period.id), -1)?;
+    Ok(())
+}
+
 /// The password was wrong. Returns whether this failure locked the account
 /// (it does not when its period has already ended: a late failure).
 pub fn fail(

@@ -6,11 +6,15 @@ pub mod guards;
 pub mod keys;
 pub mod lease;
 pub mod lockout;
+pub mod mfa;
 pub mod name_claim;
 pub mod passwords;
 pub mod rate_limit;
+pub mod recovery_codes;
+pub mod sealing;
 pub mod sessions;
 pub mod tokens;
+pub mod totp;
 
 /// Cryptographically random bytes (WASI random in the component).
 pub fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {

@@ -11,6 +11,10 @@
 //! account a new id, so the tokens issued before either die.
 //! `sid` names the session (see `sessions`) the token was issued for, so
 //! ending that session ends the token too.
+//!
+//! The `mfa_token` a login with two-factor login on answers with is a JWT
+//! too, but of another type (`typ` "mfa") for another audience: each check
+//! refuses the other's tokens on both counts.
 
 use crate::domain::{Role, Username};
 use crate::security::{keys::Keys, random_bytes, to_hex};
@@ -22,8 +26,13 @@ use serde::{Deserialize, Serialize};
 pub const ISSUER: &str = "secure-backend";
 pub const AUDIENCE: &str = "secure-backend";
 pub const CLOCK_TOLERANCE_SECS: u64 = 5;
-/// The only JWT type; refresh tokens are not JWTs at all (see `sessions`).
+/// The access token's type; refresh tokens are not JWTs at all (see `sessions`).
 pub const ACCESS: &str = "access";
+/// The type and audience of an `mfa_token`.
+pub const MFA: &str = "mfa";
+pub const MFA_AUDIENCE: &str = "secure-backend/mfa";
+/// How long an `mfa_token` lives.
+pub const MFA_TOKEN_TTL_SECS: u64 = 300;
 /// Longer tokens are refused before any parsing.
 const MAX_TOKEN_LENGTH: usize = 4096;
 /// The one header [`issue`] writes, `{"alg":"HS256","typ":"JWT"}` in
@@ -41,6 +50,25 @@ struct AccessClaims {
     /// and are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sid: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MfaClaims {
+    typ: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aid: Option<String>,
+    /// The login's number among the account's two-factor challenges
+    /// (`security::mfa`): only the latest is valid, and only once.
+    challenge: u64,
+}
+
+/// What a verified `mfa_token` says: who passed the password check, and
+/// which challenge it answers.
+#[derive(Debug)]
+pub struct MfaChallenge {
+    pub subject: Username,
+    pub account_id: Option<String>,
+    pub challenge: u64,
 }
 
 /// What a verified token says about its holder.
@@ -62,18 +90,48 @@ pub fn issue(
     now_secs: u64,
     ttl_secs: u64,
 ) -> Result<String> {
-    let now = Duration::from_secs(now_secs);
     let custom = AccessClaims {
         role,
         typ: ACCESS.into(),
         aid: account_id.map(str::to_owned),
         sid: Some(session),
     };
-    let mut claims = Claims::with_custom_claims(custom, Duration::from_secs(ttl_secs))
+    let claims = Claims::with_custom_claims(custom, Duration::from_secs(ttl_secs))
         .with_subject(username.as_str())
         .with_issuer(ISSUER)
         .with_audience(AUDIENCE)
         .with_jwt_id(to_hex(&random_bytes::<16>()?));
+    sign(keys, claims, now_secs, ttl_secs)
+}
+
+/// An `mfa_token` for `username`, answering challenge number `challenge`.
+pub fn issue_mfa(
+    keys: &Keys,
+    username: &Username,
+    account_id: Option<&str>,
+    challenge: u64,
+    now_secs: u64,
+) -> Result<String> {
+    let custom = MfaClaims {
+        typ: MFA.into(),
+        aid: account_id.map(str::to_owned),
+        challenge,
+    };
+    let claims = Claims::with_custom_claims(custom, Duration::from_secs(MFA_TOKEN_TTL_SECS))
+        .with_subject(username.as_str())
+        .with_issuer(ISSUER)
+        .with_audience(MFA_AUDIENCE)
+        .with_jwt_id(to_hex(&random_bytes::<16>()?));
+    sign(keys, claims, now_secs, MFA_TOKEN_TTL_SECS)
+}
+
+fn sign<C: Serialize + serde::de::DeserializeOwned>(
+    keys: &Keys,
+    mut claims: JWTClaims<C>,
+    now_secs: u64,
+    ttl_secs: u64,
+) -> Result<String> {
+    let now = Duration::from_secs(now_secs);
     // Our clock, not jwt-simple's, so that time is the same everywhere (and movable in tests).
     claims.issued_at = Some(now);
     claims.invalid_before = Some(now);
@@ -104,6 +162,45 @@ pub type Rejection = &'static str;
 /// Verifies a token at `now_ms`. The caller still has to match the
 /// account id, and check that the session is alive.
 pub fn verify(keys: &Keys, token: &str, now_ms: u64) -> Result<Verified, Rejection> {
+    let claims = verify_claims::<AccessClaims>(keys, token, now_ms, AUDIENCE)?;
+    if claims.custom.typ != ACCESS {
+        return Err("not an access token");
+    }
+    let subject = claims.subject.ok_or("missing sub")?;
+    let session = claims
+        .custom
+        .sid
+        .ok_or("no session (issued before sessions)")?;
+    Ok(Verified {
+        subject: Username::parse(&subject).map_err(|_| "malformed sub")?,
+        account_id: claims.custom.aid,
+        session,
+    })
+}
+
+/// Verifies an `mfa_token` at `now_ms`. The caller still has to match the
+/// account id and spend the challenge.
+pub fn verify_mfa(keys: &Keys, token: &str, now_ms: u64) -> Result<MfaChallenge, Rejection> {
+    let claims = verify_claims::<MfaClaims>(keys, token, now_ms, MFA_AUDIENCE)?;
+    if claims.custom.typ != MFA {
+        return Err("not an mfa token");
+    }
+    let subject = claims.subject.ok_or("missing sub")?;
+    Ok(MfaChallenge {
+        subject: Username::parse(&subject).map_err(|_| "malformed sub")?,
+        account_id: claims.custom.aid,
+        challenge: claims.custom.challenge,
+    })
+}
+
+/// The checks every token of ours passes: the one header, the signature,
+/// the times, the issuer and `audience`.
+fn verify_claims<C: Serialize + serde::de::DeserializeOwned>(
+    keys: &Keys,
+    token: &str,
+    now_ms: u64,
+    audience: &str,
+) -> Result<JWTClaims<C>, Rejection> {
     // jwt-simple ignores `kid`, `jku`, `x5u` and unknown header members.
     // We issue one header only, so any other (a key hint pointing
     // elsewhere, a member parsers may read differently) is refused, not
@@ -122,14 +219,14 @@ pub fn verify(keys: &Keys, token: &str, now_ms: u64) -> Result<Verified, Rejecti
     };
     let claims = keys
         .jwt
-        .verify_token::<AccessClaims>(token, Some(options))
+        .verify_token::<C>(token, Some(options))
         .map_err(|_| "signature, algorithm or time check failed")?;
     if claims.issuer.as_deref() != Some(ISSUER) {
         return Err("wrong issuer");
     }
     let audience_ok = match &claims.audiences {
-        Some(Audiences::AsString(audience)) => audience == AUDIENCE,
-        Some(Audiences::AsSet(audiences)) => audiences.contains(AUDIENCE),
+        Some(Audiences::AsString(given)) => given == audience,
+        Some(Audiences::AsSet(given)) => given.contains(audience),
         None => false,
     };
     if !audience_ok {
@@ -140,17 +237,5 @@ pub fn verify(keys: &Keys, token: &str, now_ms: u64) -> Result<Verified, Rejecti
     else {
         return Err("missing exp, iat or nbf");
     };
-    if claims.custom.typ != ACCESS {
-        return Err("not an access token");
-    }
-    let subject = claims.subject.ok_or("missing sub")?;
-    let session = claims
-        .custom
-        .sid
-        .ok_or("no session (issued before sessions)")?;
-    Ok(Verified {
-        subject: Username::parse(&subject).map_err(|_| "malformed sub")?,
-        account_id: claims.custom.aid,
-        session,
-    })
+    Ok(claims)
 }

@@ -130,10 +130,14 @@ pub fn refresh_reuse_revokes_the_family_and_logout_ends_the_session(t: Target) {
     let first = login_pair(&c, "alice", PASSWORD);
     let me = c.get_with_token("/auth/me", &first.access);
     assert_eq!(me.status, 200, "{}", me.body);
-    assert_eq!(me.body.as_object().map(|o| o.len()), Some(3), "{}", me.body);
+    assert_eq!(me.body.as_object().map(|o| o.len()), Some(4), "{}", me.body);
     assert_eq!(
-        (me.body["username"].clone(), me.body["role"].clone()),
-        (json!("alice"), json!("user"))
+        (
+            me.body["username"].clone(),
+            me.body["role"].clone(),
+            me.body["mfa_enabled"].clone()
+        ),
+        (json!("alice"), json!("user"), json!(false))
     );
     assert_timestamp(&me.body["created_at"]);
 

@@ -16,6 +16,8 @@ mod common;
 use common::*;
 use http::{Method, Request};
 use secure_backend::clock::{Clock, ManualClock};
+use secure_backend::domain::User;
+use secure_backend::security::totp;
 use secure_backend::store::{decode_counter, KeyValue, MemoryStore, Op};
 use serde_json::json;
 use std::ops::RangeInclusive;
@@ -37,6 +39,18 @@ struct Fixture {
     app: TestApp,
     token: String,
     pairs: Vec<Pair>,
+    /// Alice's second factor, when the scene has one.
+    factor: Factor,
+}
+
+/// A second factor as its owner holds it: the secret in the authenticator
+/// app, the recovery codes written down, and the `mfa_token` of the latest
+/// password step.
+#[derive(Clone, Debug, Default)]
+struct Factor {
+    secret: Vec<u8>,
+    recovery: Vec<String>,
+    mfa_token: String,
 }
 
 /// One session's tokens, as a login or a refresh handed them out.
@@ -52,6 +66,7 @@ impl Fixture {
             app,
             token: String::new(),
             pairs: Vec::new(),
+            factor: Factor::default(),
         }
     }
 
@@ -71,6 +86,7 @@ impl Fixture {
             app,
             token: self.token.clone(),
             pairs: self.pairs.clone(),
+            factor: self.factor.clone(),
         }
     }
 }
@@ -290,7 +306,11 @@ fn fresh_ip() -> String {
 /// A user "alice" (so the signing key exists), and an admin "root" whose
 /// token is the fixture's.
 fn with_alice_and_root() -> Fixture {
-    let app = TestApp::new();
+    alice_and_root_in(TestApp::new())
+}
+
+/// [`with_alice_and_root`] in `app`.
+fn alice_and_root_in(app: TestApp) -> Fixture {
     assert_eq!(
         app.register_from("alice", PASSWORD, &fresh_ip()).status,
         201
@@ -300,6 +320,7 @@ fn with_alice_and_root() -> Fixture {
         app,
         token,
         pairs: Vec::new(),
+        factor: Factor::default(),
     }
 }
 
@@ -1394,9 +1415,9 @@ fn a_user_deletion_failing_at_any_store_call_can_be_retried_and_ends_every_token
         after: delete_after,
     });
     // Key, admin; lease taken, record, ten session records, lockout (lock,
-    // counter, lock), record, lease given back; index entry, two claim
-    // keys, users, actions.
-    assert_eq!(calls, 2 + 3 + 10 + 3 + 1 + 2 + 5, "delete user");
+    // counter, lock), the two-factor challenge counter, record, lease given
+    // back; index entry, two claim keys, users, actions.
+    assert_eq!(calls, 2 + 3 + 10 + 3 + 1 + 1 + 2 + 5, "delete user");
 }
 
 fn delete_admin_after(fx: &Fixture) {
@@ -1429,7 +1450,7 @@ fn an_admin_deletion_failing_at_any_store_call_never_lets_the_last_admin_go() {
         after: delete_admin_after,
     });
     // As a user's, and the admins decrement.
-    assert_eq!(calls, 2 + 3 + 1 + 10 + 3 + 1 + 2 + 5, "delete admin");
+    assert_eq!(calls, 2 + 3 + 1 + 10 + 3 + 1 + 1 + 2 + 5, "delete admin");
 }
 
 /// After an unlock of alice: without a retry she gets in within the lock
@@ -1531,4 +1552,701 @@ fn the_account_and_admin_reads_failing_at_any_store_call_change_nothing() {
     // record and lock per position. show: key, admin, record, lock,
     // failure counter, ten session slots.
     assert_eq!((me, list, show), (2, 3 + 2 * 3, 5 + 10));
+}
+
+// ---- two-factor login (issue 11) ------------------------------------------
+//
+// Alice's second factor: TOTP codes from `factor.secret` and her recovery
+// codes. A code is typed at the start of a time step no earlier request
+// used, so it is right unless written off.
+
+const MFA_KEY: &str = "mfa-encryption-key-for-tests-0123456789";
+
+fn mfa_app() -> TestApp {
+    TestApp::with_vars(&[("mfa_encryption_key", MFA_KEY)])
+}
+
+fn step_now(app: &TestApp) -> u64 {
+    app.clock.now_ms() / 1000 / totp::STEP_SECS
+}
+
+/// Moves the clock to the start of the next time step.
+fn next_step(app: &TestApp) {
+    let step_ms = totp::STEP_SECS * 1000;
+    app.clock.advance_ms(step_ms - app.clock.now_ms() % step_ms);
+}
+
+/// The code the app shows now.
+fn code_now(app: &TestApp, secret: &[u8]) -> String {
+    totp::code_at(secret, step_now(app))
+}
+
+/// The code of the next time step, once it has begun: never used before.
+fn fresh_code(app: &TestApp, secret: &[u8]) -> String {
+    next_step(app);
+    code_now(app, secret)
+}
+
+/// A code of the right shape that is not the app's, now or near it.
+fn wrong_code(app: &TestApp, secret: &[u8]) -> String {
+    totp::code_at(secret, step_now(app) + 7)
+}
+
+fn enroll_request(app: &TestApp, access: &str) -> Request<Vec<u8>> {
+    bearer_request(app, Method::POST, "/auth/mfa/totp/enroll", access, None)
+}
+
+fn confirm_request(app: &TestApp, access: &str, code: &str) -> Request<Vec<u8>> {
+    let body = json!({ "code": code });
+    bearer_request(
+        app,
+        Method::POST,
+        "/auth/mfa/totp/confirm",
+        access,
+        Some(&body),
+    )
+}
+
+fn disable_request(app: &TestApp, access: &str, code: &str) -> Request<Vec<u8>> {
+    let body = json!({ "password": PASSWORD, "code": code });
+    bearer_request(
+        app,
+        Method::POST,
+        "/auth/mfa/totp/disable",
+        access,
+        Some(&body),
+    )
+}
+
+fn reset_request(app: &TestApp, admin: &str, user: &str) -> Request<Vec<u8>> {
+    let path = format!("/admin/users/{user}/mfa/reset");
+    bearer_request(app, Method::POST, &path, admin, None)
+}
+
+fn verify_request(app: &TestApp, ip: &str, mfa_token: &str, code: &str) -> Request<Vec<u8>> {
+    app.request(Method::POST, "/auth/mfa/verify", ip)
+        .header("content-type", "application/json")
+        .body(
+            json!({ "mfa_token": mfa_token, "code": code })
+                .to_string()
+                .into_bytes(),
+        )
+        .unwrap()
+}
+
+/// The second step from a fresh address (so no rate limit is in the way).
+fn verify_from(app: &TestApp, mfa_token: &str, code: &str) -> TestResponse {
+    app.send(verify_request(app, &fresh_ip(), mfa_token, code))
+}
+
+fn stored_user(app: &TestApp, user: &str) -> User {
+    let record = app.store.get(&format!("user:{user}")).unwrap();
+    User::from_record(record).unwrap().expect("the user exists")
+}
+
+/// The answer of a right password with two-factor login on: a challenge,
+/// and never a token.
+fn assert_challenge(res: &TestResponse) -> String {
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body["mfa_required"], true, "{}", res.body);
+    for field in ["access_token", "refresh_token"] {
+        assert!(
+            res.body.get(field).is_none(),
+            "tokens without the second step: {}",
+            res.body
+        );
+    }
+    res.body["mfa_token"]
+        .as_str()
+        .expect("an mfa_token")
+        .to_owned()
+}
+
+/// The password step of `user` from a fresh address, after the lock it
+/// finds (which ends within one lock duration), if any: its `mfa_token`.
+fn password_step(app: &TestApp, user: &str) -> String {
+    let mut res = app.login_from(user, PASSWORD, &fresh_ip());
+    if res.status == 423 {
+        let retry: u64 = res.header("retry-after").parse().unwrap();
+        assert!((1..=LOCK_SECS).contains(&retry), "Retry-After {retry}");
+        app.clock.advance_secs(retry);
+        res = app.login_from(user, PASSWORD, &fresh_ip());
+    }
+    assert_challenge(&res)
+}
+
+/// `user` logs in through both steps as a careful user would, typing what
+/// `code` gives at the time: after the lock the password step finds, if
+/// any, and, when the second step finds the record busy (a lease a failure
+/// left, free within two epochs), once more from a new login. Its session
+/// works.
+fn both_steps(app: &TestApp, user: &str, code: impl Fn(&TestApp) -> String) -> Pair {
+    let mut res = verify_from(app, &password_step(app, user), &code(app));
+    if res.status == 503 {
+        assert_error(&res, 503, "account_busy");
+        eprintln!("  busy: waiting out the lease");
+        app.clock.advance_secs(LEASE_FREED_AFTER_SECS);
+        res = verify_from(app, &password_step(app, user), &code(app));
+    }
+    let p = pair_of(&res);
+    assert!(access_works(app, &p.access), "a two-step login's access");
+    p
+}
+
+/// Alice, following the answers she gets: the password step, then the
+/// second step with the app's code; on 503 `account_busy`, both again once
+/// its `Retry-After` (1 s) has passed, until she gets in, which is within
+/// two lease epochs. A busy second step is no failed login: it never locks
+/// her out.
+//
+// Issue 11 review: a busy second step used to keep its lockout ticket, so
+// the fifth 503 locked her out (Lost 12, 13 and Unanswered 9, 12 of both
+// verify sweeps); it gives the ticket back now.
+fn gets_in_following_retry_after(app: &TestApp, secret: &[u8]) {
+    next_step(app);
+    let until = app.clock.now_ms() + LEASE_FREED_AFTER_SECS * 1000;
+    let mut busy = 0;
+    loop {
+        let res = app.login_from("alice", PASSWORD, &fresh_ip());
+        assert_eq!(res.status, 200, "after {busy} busy answers: {}", res.body);
+        let token = assert_challenge(&res);
+        let res = verify_from(app, &token, &code_now(app, secret));
+        if res.status == 200 {
+            return;
+        }
+        assert_eq!(res.status, 503, "after {busy} busy answers: {}", res.body);
+        assert_error(&res, 503, "account_busy");
+        busy += 1;
+        assert!(app.clock.now_ms() < until, "busy beyond two lease epochs");
+        app.clock
+            .advance_secs(res.header("retry-after").parse().unwrap());
+    }
+}
+
+/// Alice turns two-factor login off following the answers she gets: on 503
+/// `account_busy`, once more with the app's code once its `Retry-After`
+/// (1 s) has passed, until it is off, which is within two lease epochs. A
+/// busy answer is no failed check: it never locks her out.
+//
+// Issue 11 review: as in the second step, a busy disable used to keep its
+// ticket (Unanswered 5); it gives it back now.
+fn turns_off_following_retry_after(fx: &Fixture) {
+    let (app, secret) = (&fx.app, &fx.factor.secret);
+    next_step(app);
+    let until = app.clock.now_ms() + LEASE_FREED_AFTER_SECS * 1000;
+    let mut busy = 0;
+    loop {
+        let code = code_now(app, secret);
+        let res = app.send(disable_request(app, &fx.pairs[0].access, &code));
+        if res.status == 204 {
+            return;
+        }
+        assert_eq!(res.status, 503, "after {busy} busy answers: {}", res.body);
+        assert_error(&res, 503, "account_busy");
+        busy += 1;
+        assert!(app.clock.now_ms() < until, "busy beyond two lease epochs");
+        app.clock
+            .advance_secs(res.header("retry-after").parse().unwrap());
+    }
+}
+
+/// Alice logs in through both steps with the app's next code.
+fn both_steps_with_app(app: &TestApp, secret: &[u8]) -> Pair {
+    both_steps(app, "alice", |app| fresh_code(app, secret))
+}
+
+/// Enrols `access`'s user (as a careful client: once more after a busy
+/// answer) and confirms it: the secret and recovery codes.
+fn enrol(app: &TestApp, access: &str) -> (Vec<u8>, Vec<String>) {
+    let res = send_retrying(app, || enroll_request(app, access));
+    let secret = secret_of(&res);
+    let res = app.send(confirm_request(app, access, &fresh_code(app, &secret)));
+    (secret, recovery_codes_of(&res))
+}
+
+fn secret_of(enrolment: &TestResponse) -> Vec<u8> {
+    assert_eq!(enrolment.status, 200, "{}", enrolment.body);
+    totp::decode_secret(enrolment.body["secret"].as_str().unwrap()).unwrap()
+}
+
+fn recovery_codes_of(confirmation: &TestResponse) -> Vec<String> {
+    assert_eq!(confirmation.status, 200, "{}", confirmation.body);
+    assert_eq!(confirmation.body["mfa_enabled"], true);
+    let codes: Vec<String> = confirmation.body["recovery_codes"]
+        .as_array()
+        .expect("recovery codes")
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10, "{}", confirmation.body);
+    codes
+}
+
+/// Two-factor login as the user and the admin see it: `on` in the record,
+/// on `/auth/me` and on the admin's view; the password alone answers a
+/// challenge exactly when it is on, tokens otherwise.
+fn assert_mfa(fx: &Fixture, on: bool) {
+    let app = &fx.app;
+    let user = stored_user(app, "alice");
+    assert_eq!(user.mfa.is_some(), on, "two-factor login in the record");
+    let shown = app.get("/admin/users/alice", Some(&fx.token));
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.body["mfa_enabled"], on, "{}", shown.body);
+    let a = fx.fork();
+    if on {
+        password_step(&a.app, "alice");
+    } else {
+        log_in(&a.app, "alice", PASSWORD);
+    }
+}
+
+// ---- scenes ----
+
+/// Alice signed in (`pairs[0]`) on an app that can seal TOTP secrets, and
+/// root; two-factor login not on.
+fn alice_ready_for_mfa() -> Fixture {
+    let mut fx = alice_and_root_in(mfa_app());
+    fx.pairs = vec![log_in(&fx.app, "alice", PASSWORD)];
+    fx
+}
+
+/// As [`alice_ready_for_mfa`], with an enrolment pending: `factor.secret`
+/// is its secret.
+fn alice_enrolling() -> Fixture {
+    let mut fx = alice_ready_for_mfa();
+    let res = fx.app.send(enroll_request(&fx.app, &fx.pairs[0].access));
+    fx.factor.secret = secret_of(&res);
+    fx
+}
+
+/// Alice with two-factor login on (`pairs[0]` is from before), and the
+/// clock at the start of a step whose code is unused.
+fn alice_enrolled() -> Fixture {
+    let mut fx = alice_enrolling();
+    let app = &fx.app;
+    let code = fresh_code(app, &fx.factor.secret);
+    let res = app.send(confirm_request(app, &fx.pairs[0].access, &code));
+    fx.factor.recovery = recovery_codes_of(&res);
+    next_step(&fx.app);
+    fx
+}
+
+/// As [`alice_enrolled`], with `failures` wrong passwords.
+fn alice_enrolled_after_failures(failures: u32) -> Fixture {
+    let fx = alice_enrolled();
+    for _ in 0..failures {
+        let res = fx.app.login_from("alice", "wrong password", &fresh_ip());
+        assert_error(&res, 401, "invalid_credentials");
+    }
+    fx
+}
+
+/// As [`alice_enrolled`], past the password step: `factor.mfa_token`.
+fn alice_challenged() -> Fixture {
+    let mut fx = alice_enrolled();
+    fx.factor.mfa_token = password_step(&fx.app, "alice");
+    fx
+}
+
+// ---- the password step ----
+
+/// After alice's password step: two-factor login is still on; the account
+/// takes a number of further wrong passwords in `left` (the step given its
+/// ticket back, or counted as the one failure a request that died is), and
+/// then locks for one lock duration; alice gets in through both steps
+/// within one lock duration, which ends the streak; a wrong code never
+/// gets a token.
+fn mfa_login_after(fx: &Fixture, left: RangeInclusive<u32>) {
+    let secret = &fx.factor.secret;
+    assert!(stored_user(&fx.app, "alice").mfa.is_some(), "turned off");
+
+    let a = fx.fork();
+    let k = failures_left(&a.app, "alice");
+    eprintln!("  failures left: {k}");
+    assert!(left.contains(&k), "{k} failures left, want {left:?}");
+    a.app.clock.advance_secs(LOCK_SECS);
+    both_steps_with_app(&a.app, secret);
+
+    let b = fx.fork();
+    both_steps_with_app(&b.app, secret);
+    assert_eq!(failures_left(&b.app, "alice"), THRESHOLD, "streak not over");
+
+    let c = fx.fork();
+    let token = password_step(&c.app, "alice");
+    let res = verify_from(&c.app, &token, &wrong_code(&c.app, secret));
+    assert_error(&res, 401, "invalid_mfa_code");
+    let p = both_steps_with_app(&c.app, secret);
+    assert!(refresh_of(&c.app, &p.refresh).is_some());
+}
+
+#[test]
+fn a_password_step_failing_at_any_store_call_never_skips_the_second_step() {
+    let case = |name, setup: fn() -> Fixture, after: fn(&Fixture)| Case {
+        name,
+        setup,
+        request: |fx| login_request(&fx.app, "alice", PASSWORD),
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after,
+    };
+    let fx = alice_enrolled();
+    assert_challenge(&fx.app.send(login_request(&fx.app, "alice", PASSWORD)));
+    let calls = [
+        // Two failures before. Healthy: the step gives its ticket back (3
+        // left). Failed: untouched (3), or its ticket never given back
+        // counts as one failure (2).
+        sweep(case(
+            "mfa login",
+            || alice_enrolled_after_failures(2),
+            |fx| mfa_login_after(fx, 2..=3),
+        )),
+        // One failure short of the lock: the same (1 left, or 0). With
+        // none left and no lock written, the owner's next attempt locks
+        // (past the threshold), and she gets in one lock duration later.
+        sweep(case(
+            "mfa login, one failure short",
+            || alice_enrolled_after_failures(THRESHOLD - 1),
+            |fx| mfa_login_after(fx, 0..=1),
+        )),
+    ];
+    // Key, record, rate limit (sequence, slot), lock, ticket, the ticket
+    // given back, the challenge counter.
+    assert_eq!(calls, [8, 8], "mfa login");
+}
+
+// ---- the second step ----
+
+/// Which of alice's codes a second step types.
+#[derive(Clone, Copy)]
+enum Typed {
+    /// The app's code of the step the clock is in.
+    Totp,
+    /// Her first recovery code.
+    Recovery,
+}
+
+/// After alice's second step with the code `typed`:
+/// - two-factor login is still on;
+/// - the request's `mfa_token` works with a fresh code only if its
+///   challenge was not spent; once spent, it needs a new login;
+/// - the typed code, with a new login: refused if its write-off landed (a
+///   TOTP step at or below the last accepted one, a recovery code no longer
+///   listed); otherwise it works once (or finds the record busy: a lease
+///   the failure left), and is refused after;
+/// - a new login with a fresh code (the next recovery code) works, ends
+///   the streak of failures, and a wrong code never gets a token.
+fn verify_after(fx: &Fixture, typed: Typed) {
+    let app = &fx.app;
+    let factor = &fx.factor;
+    let mfa = stored_user(app, "alice")
+        .mfa
+        .expect("a second step turned two-factor login off");
+    let (code, written_off) = match typed {
+        Typed::Totp => {
+            let step = step_now(app);
+            (totp::code_at(&factor.secret, step), mfa.last_step >= step)
+        }
+        Typed::Recovery => (
+            factor.recovery[0].clone(),
+            mfa.recovery_codes.len() < factor.recovery.len(),
+        ),
+    };
+    eprintln!("  code written off: {written_off}");
+
+    gets_in_following_retry_after(&fx.fork().app, &factor.secret);
+
+    let a = fx.fork();
+    let res = verify_from(
+        &a.app,
+        &factor.mfa_token,
+        &fresh_code(&a.app, &factor.secret),
+    );
+    eprintln!("  the request's mfa_token, again: {}", res.status);
+    match res.status {
+        200 => assert!(access_works(&a.app, &pair_of(&res).access)),
+        503 => assert_error(&res, 503, "account_busy"),
+        _ => assert_error(&res, 401, "invalid_mfa_token"),
+    }
+
+    let again = verify_from(app, &password_step(app, "alice"), &code);
+    eprintln!("  the code, again: {}", again.status);
+    if written_off {
+        assert_error(&again, 401, "invalid_mfa_code");
+    } else if again.status == 503 {
+        assert_error(&again, 503, "account_busy");
+    } else {
+        assert!(access_works(app, &pair_of(&again).access));
+        let twice = verify_from(app, &password_step(app, "alice"), &code);
+        assert_error(&twice, 401, "invalid_mfa_code");
+    }
+
+    let (p, used) = match typed {
+        Typed::Totp => {
+            let p = both_steps_with_app(app, &factor.secret);
+            (p, code_now(app, &factor.secret))
+        }
+        Typed::Recovery => {
+            let used = factor.recovery[1].clone();
+            (both_steps(app, "alice", |_| used.clone()), used)
+        }
+    };
+    assert!(refresh_of(app, &p.refresh).is_some());
+    let b = fx.fork();
+    assert_eq!(failures_left(&b.app, "alice"), THRESHOLD, "streak not over");
+
+    // Wrong, used just now, and made up.
+    for wrong in [wrong_code(app, &factor.secret), used, "abcde-fghjk".into()] {
+        let res = verify_from(app, &password_step(app, "alice"), &wrong);
+        assert_error(&res, 401, "invalid_mfa_code");
+    }
+    assert!(stored_user(app, "alice").mfa.is_some());
+    both_steps(app, "alice", |_| factor.recovery[2].clone());
+}
+
+#[test]
+fn a_second_step_with_a_totp_code_failing_at_any_store_call_never_allows_it_twice() {
+    let calls = sweep(Case {
+        name: "mfa verify (totp)",
+        setup: alice_challenged,
+        request: |fx| {
+            let code = code_now(&fx.app, &fx.factor.secret);
+            verify_request(&fx.app, CLIENT_IP, &fx.factor.mfa_token, &code)
+        },
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: |fx| verify_after(fx, Typed::Totp),
+    });
+    // Key; rate limit (sequence, slot); record; challenge (read, spend);
+    // lock, ticket; the record under its lease (the step written off);
+    // the streak over; counter; the session's three.
+    assert_eq!(
+        calls,
+        1 + 2 + 1 + 2 + 2 + 6 + 1 + 1 + 3,
+        "mfa verify (totp)"
+    );
+}
+
+// Issue 11 review: `mfa_recovery_code_used` used to be logged before the
+// counter and the session's calls (15 to 18), so a request that answered
+// 500 left a success line; it is logged once the session exists now.
+#[test]
+fn a_second_step_with_a_recovery_code_failing_at_any_store_call_never_allows_it_twice() {
+    let calls = sweep(Case {
+        name: "mfa verify (recovery code)",
+        setup: alice_challenged,
+        request: |fx| {
+            let code = &fx.factor.recovery[0];
+            verify_request(&fx.app, CLIENT_IP, &fx.factor.mfa_token, code)
+        },
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: |fx| verify_after(fx, Typed::Recovery),
+    });
+    // As with a TOTP code: the code is struck from the record instead.
+    assert_eq!(
+        calls,
+        1 + 2 + 1 + 2 + 2 + 6 + 1 + 1 + 3,
+        "mfa verify (recovery)"
+    );
+}
+
+// ---- enrolment and turning it off ----
+
+/// After a confirmation of alice's pending secret: two-factor login is on
+/// or off, alike everywhere.
+/// - On: the write landed, but its answer (the recovery codes, shown only
+///   then) may have been lost. Confirming again is refused; the pending
+///   secret is her factor (both steps work with it); she turns it off with
+///   her password and a code of the app, and enrols again, seeing codes
+///   this time; or an admin resets it, and her password alone logs in.
+/// - Off: nothing landed; her password alone logs in, and confirming again
+///   with a fresh code of the same pending secret works.
+fn confirm_after(fx: &Fixture) {
+    let app = &fx.app;
+    let (secret, access) = (&fx.factor.secret, &fx.pairs[0].access);
+    let on = stored_user(app, "alice").mfa.is_some();
+    eprintln!("  on: {on}");
+    assert_mfa(fx, on);
+    if !on {
+        let res = send_retrying(app, || {
+            confirm_request(app, access, &fresh_code(app, secret))
+        });
+        let codes = recovery_codes_of(&res);
+        assert_mfa(fx, true);
+        both_steps(app, "alice", |_| codes[0].clone());
+        both_steps_with_app(app, secret);
+        return;
+    }
+    let res = send_retrying(app, || {
+        confirm_request(app, access, &fresh_code(app, secret))
+    });
+    assert_error(&res, 409, "mfa_already_enabled");
+    both_steps_with_app(app, secret);
+
+    let a = fx.fork();
+    let res = send_retrying(&a.app, || {
+        disable_request(&a.app, access, &fresh_code(&a.app, secret))
+    });
+    assert_no_content(&res);
+    assert_mfa(&a, false);
+    let (secret, codes) = enrol(&a.app, access);
+    assert_mfa(&a, true);
+    both_steps(&a.app, "alice", |_| codes[0].clone());
+    both_steps_with_app(&a.app, &secret);
+
+    let b = fx.fork();
+    let res = send_retrying(&b.app, || reset_request(&b.app, &b.token, "alice"));
+    assert_no_content(&res);
+    assert_mfa(&b, false);
+    assert_fresh_session_works(&b.app, "alice", PASSWORD);
+}
+
+#[test]
+fn a_confirmation_failing_at_any_store_call_leaves_a_way_to_the_recovery_codes() {
+    let calls = sweep(Case {
+        name: "mfa confirm",
+        setup: alice_enrolling,
+        request: |fx| {
+            let code = code_now(&fx.app, &fx.factor.secret);
+            confirm_request(&fx.app, &fx.pairs[0].access, &code)
+        },
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: confirm_after,
+    });
+    // Key, record; the record under its lease (the factor on, the pending
+    // secret gone).
+    assert_eq!(calls, 2 + 6, "mfa confirm");
+}
+
+/// After alice turned two-factor login off with her password and a code:
+/// it is on or off, alike everywhere, and no enrolment is left pending;
+/// the request counted at most one failure (its lockout ticket, when the
+/// streak was not ended); on, both steps work and the retry turns it off;
+/// off, turning it off again is refused. Then her password alone logs in,
+/// and she can enrol again.
+fn disable_after(fx: &Fixture) {
+    let app = &fx.app;
+    let (secret, access) = (&fx.factor.secret, &fx.pairs[0].access);
+    let user = stored_user(app, "alice");
+    assert!(user.mfa_pending.is_none(), "an enrolment left pending");
+    let on = user.mfa.is_some();
+    eprintln!("  on: {on}");
+    assert_mfa(fx, on);
+
+    let a = fx.fork();
+    let k = failures_left(&a.app, "alice");
+    eprintln!("  failures left: {k}");
+    assert!(
+        (THRESHOLD - 1..=THRESHOLD).contains(&k),
+        "{k} failures left"
+    );
+
+    if on {
+        let b = fx.fork();
+        both_steps_with_app(&b.app, secret);
+        turns_off_following_retry_after(&fx.fork());
+        let res = send_retrying(app, || {
+            disable_request(app, access, &fresh_code(app, secret))
+        });
+        assert_no_content(&res);
+    } else {
+        let res = send_retrying(app, || {
+            disable_request(app, access, &fresh_code(app, secret))
+        });
+        assert_error(&res, 409, "mfa_not_enabled");
+    }
+    assert_mfa(fx, false);
+    assert_fresh_session_works(app, "alice", PASSWORD);
+    let (secret, _) = enrol(app, access);
+    assert_mfa(fx, true);
+    both_steps_with_app(app, &secret);
+}
+
+#[test]
+fn turning_two_factor_login_off_failing_at_any_store_call_leaves_it_on_or_off() {
+    let calls = sweep(Case {
+        name: "mfa disable",
+        setup: alice_enrolled,
+        request: |fx| {
+            let code = code_now(&fx.app, &fx.factor.secret);
+            disable_request(&fx.app, &fx.pairs[0].access, &code)
+        },
+        healthy: 204,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: disable_after,
+    });
+    // Key, record; lock, ticket; the record under its lease (the factor
+    // gone); the streak over.
+    assert_eq!(calls, 2 + 2 + 6 + 1, "mfa disable");
+}
+
+/// After an admin's reset of alice's two-factor login: on or off, alike
+/// everywhere; the retry works; then it is off, her password alone logs
+/// in, and she can enrol again.
+fn reset_after(fx: &Fixture) {
+    let app = &fx.app;
+    let on = stored_user(app, "alice").mfa.is_some();
+    eprintln!("  on: {on}");
+    assert_mfa(fx, on);
+    let res = send_retrying(app, || reset_request(app, &fx.token, "alice"));
+    assert_no_content(&res);
+    let user = stored_user(app, "alice");
+    assert!(user.mfa.is_none() && user.mfa_pending.is_none());
+    assert_mfa(fx, false);
+    assert_fresh_session_works(app, "alice", PASSWORD);
+    let (secret, _) = enrol(app, &fx.pairs[0].access);
+    both_steps_with_app(app, &secret);
+}
+
+#[test]
+fn an_admin_reset_of_two_factor_login_failing_at_any_store_call_can_be_retried() {
+    let calls = sweep(Case {
+        name: "mfa reset",
+        setup: alice_enrolled,
+        request: |fx| reset_request(&fx.app, &fx.token, "alice"),
+        healthy: 204,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: reset_after,
+    });
+    // Key, admin; the record under its lease; actions.
+    assert_eq!(calls, 2 + 6 + 1, "mfa reset");
+}
+
+/// After alice started an enrolment: two-factor login is off (her password
+/// alone logs in); a secret the failure may have left pending was never
+/// shown, and the retry replaces it; the retried secret confirms, and then
+/// the second step is required.
+fn enroll_after(fx: &Fixture) {
+    let app = &fx.app;
+    assert_mfa(fx, false);
+    let access = &fx.pairs[0].access;
+    let res = send_retrying(app, || enroll_request(app, access));
+    let secret = secret_of(&res);
+    let res = app.send(confirm_request(app, access, &fresh_code(app, &secret)));
+    let codes = recovery_codes_of(&res);
+    assert_mfa(fx, true);
+    both_steps_with_app(app, &secret);
+    both_steps(app, "alice", |_| codes[0].clone());
+}
+
+#[test]
+fn an_enrolment_failing_at_any_store_call_can_be_retried() {
+    let calls = sweep(Case {
+        name: "mfa enroll",
+        setup: alice_ready_for_mfa,
+        request: |fx| enroll_request(&fx.app, &fx.pairs[0].access),
+        healthy: 200,
+        failed: (500, "internal_error"),
+        read_only: false,
+        after: enroll_after,
+    });
+    // Key, record; the record under its lease (the pending secret).
+    assert_eq!(calls, 2 + 6, "mfa enroll");
 }

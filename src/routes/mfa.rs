@@ -140,28 +140,23 @@ pub fn disable(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiErr
         ));
     }
     let now = ctx.clock.now_secs();
-    let used = match mfa::check(&key, &user.username, factor, &code, now)? {
-        Checked::Wrong(reason) => Err(reason),
-        accepted => {
-            let account = &user.record.account_id;
-            let off = After::TurnOff;
-            match mfa::use_code(
-                ctx.store,
-                ctx.clock,
-                &user.username,
-                account,
-                factor,
-                &accepted,
-                off,
-            )? {
-                true => Ok(()),
-                false => Err("code already used"),
-            }
-        }
+    let accepted = match mfa::check(&key, &user.username, factor, &code, now)? {
+        Checked::Wrong(reason) => return Err(wrong_code(ctx, ticket, policy, name, reason)),
+        accepted => accepted,
     };
-    if let Err(reason) = used {
-        return Err(wrong_code(ctx, ticket, policy, name, reason));
-    }
+    let account = &user.record.account_id;
+    let used = mfa::use_code(
+        ctx.store,
+        ctx.clock,
+        &user.username,
+        account,
+        factor,
+        &accepted,
+        After::TurnOff,
+    );
+    let ticket = settle(ctx, ticket, used, |ticket| {
+        wrong_code(ctx, ticket, policy, name, "code already used")
+    })?;
     lockout::succeed(ctx.store, ticket)?;
     ctx.audit(Event::MfaDisabled, Outcome::Success, name, None);
     Ok(Reply::no_content())
@@ -220,19 +215,22 @@ pub fn verify(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
         Checked::Wrong(reason) => return Err(wrong_code(ctx, ticket, policy, name, reason)),
         accepted => accepted,
     };
-    let keep = After::Keep;
-    if !mfa::use_code(
+    let used = mfa::use_code(
         ctx.store,
         ctx.clock,
         &username,
         &user.account_id,
         factor,
         &accepted,
-        keep,
-    )? {
-        return Err(wrong_code(ctx, ticket, policy, name, "code already used"));
-    }
+        After::Keep,
+    );
+    let ticket = settle(ctx, ticket, used, |ticket| {
+        wrong_code(ctx, ticket, policy, name, "code already used")
+    })?;
     lockout::succeed(ctx.store, ticket)?;
+    stats::bump(ctx.store, Counter::LoginSuccesses)?;
+    let session = sessions::start(ctx.store, &username, &user, session_policy, now_ms)?;
+    // Logged once the session exists: a request that fails before is no success.
     if let Checked::Recovery { .. } = accepted {
         let left = factor.recovery_codes.len().saturating_sub(1);
         ctx.audit(
@@ -242,10 +240,29 @@ pub fn verify(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
             Some(&format!("{left} recovery codes left")),
         );
     }
-    stats::bump(ctx.store, Counter::LoginSuccesses)?;
-    let session = sessions::start(ctx.store, &username, &user, session_policy, now_ms)?;
     ctx.audit(Event::MfaSuccess, Outcome::Success, name, None);
     token_response(&keys, &username, &user, session, ttl, now_ms)
+}
+
+/// The ticket back once the code is written off; a code another request
+/// used first is a wrong code (`used_first`). A busy record (503: retry)
+/// gives the ticket back, so following `Retry-After` never counts toward
+/// the lockout.
+fn settle(
+    ctx: &Ctx,
+    ticket: lockout::Ticket,
+    used: Result<bool, ApiError>,
+    used_first: impl FnOnce(lockout::Ticket) -> ApiError,
+) -> Result<lockout::Ticket, ApiError> {
+    match used {
+        Ok(true) => Ok(ticket),
+        Ok(false) => Err(used_first(ticket)),
+        Err(ApiError::Busy) => {
+            lockout::release(ctx.store, ticket)?;
+            Err(ApiError::Busy)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A wrong second factor: counted exactly as a wrong password.

@@ -64,16 +64,39 @@ class AdminAuth:
 
 
 PASSWORD_FIELDS = ("password", "current_password", "new_password")
+# The fields the password policy judges: a new password at registration
+# and at a password change.
+NEW_PASSWORD_FIELDS = {"/auth/register": "password", "/auth/password": "new_password"}
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+with open(os.path.join(ROOT, "data", "common-passwords.txt"), encoding="utf-8") as f:
+    COMMON = {line.lower() for line in f.read().splitlines()}
+
+
+def weak(password: str, username) -> bool:
+    """The password policy (src/domain/password_policy.rs), which JSON
+    Schema cannot express: one character repeated, the username in it, or
+    on the common list; all in lowercase."""
+    lower = password.lower()
+    if len(set(lower)) <= 1:
+        return True
+    if isinstance(username, str) and username.lower() in lower:
+        return True
+    return lower in COMMON
 
 
 @schemathesis.hook
 def filter_body(ctx, body):
-    """Drop bodies whose password fits the schema's maxLength (71 characters)
-    but not the server's real limit (71 UTF-8 bytes), which JSON Schema
-    cannot express: the server refuses them with a documented 400."""
+    """Drop bodies the server refuses with a documented 400 that JSON Schema
+    cannot express: a password that fits the schema's maxLength (71
+    characters) but not the server's real limit (71 UTF-8 bytes), and a new
+    password the password policy refuses (weak_password)."""
     if isinstance(body, dict):
         for field in PASSWORD_FIELDS:
             value = body.get(field)
             if isinstance(value, str) and len(value) <= 71 < len(value.encode("utf-8", "surrogatepass")):
                 return False
+        field = NEW_PASSWORD_FIELDS.get(ctx.operation.path if ctx.operation else None)
+        value = body.get(field) if field else None
+        if isinstance(value, str) and weak(value, body.get("username")):
+            return False
     return True

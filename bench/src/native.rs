@@ -6,10 +6,12 @@
 use anyhow::{ensure, Context as _, Result};
 use http::{Method, Request};
 use secure_backend::audit::AuditSink;
+use secure_backend::clock::Clock as _;
 use secure_backend::clock::ManualClock;
 use secure_backend::config::{ConfigError, Variables};
 use secure_backend::context::Services;
 use secure_backend::router;
+use secure_backend::security::totp;
 use secure_backend::store::{KeyValue, MemoryStore};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -21,6 +23,8 @@ pub const PASSWORD: &str = "correct horse battery";
 const OTHER_PASSWORD: &str = "another good passphrase";
 /// The page of `GET /admin/users` counted (its default size).
 const LIST_PAGE: usize = 20;
+/// The `mfa_encryption_key` of the two-factor rows.
+const MFA_KEY: &str = "bench-mfa-encryption-key-0123456789abcdef";
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -257,6 +261,8 @@ fn json_post(
 pub fn route_costs(defaults: &HashMap<String, String>, samples: usize) -> Result<Vec<RouteCost>> {
     let mut values = defaults.clone();
     values.insert("admin_bootstrap_token".into(), BOOTSTRAP.into());
+    // Two-factor enrolment needs a key outside the store.
+    values.insert("mfa_encryption_key".into(), MFA_KEY.into());
     let window_secs = ["login_rate_window_seconds", "register_rate_window_seconds"]
         .iter()
         .filter_map(|name| values.get(*name)?.parse::<u64>().ok())
@@ -564,6 +570,61 @@ pub fn route_costs(defaults: &HashMap<String, String>, samples: usize) -> Result
         )?;
     }
 
+    // Two-factor login: grace enrols, then logs in in two steps.
+    register("grace")?;
+    let grace = login("grace", PASSWORD)?;
+    let auth = [("authorization", grace.bearer.as_str())];
+    let enrolment = prepare(
+        request(Method::POST, "/auth/mfa/totp/enroll", &auth, ""),
+        200,
+    )?;
+    let secret = json_body(&enrolment)?["secret"]
+        .as_str()
+        .and_then(totp::decode_secret)
+        .context("set-up: enrolment gave no secret")?;
+    let code_now = || totp::code_at(&secret, app.clock.now_secs() / totp::STEP_SECS);
+    let confirm = serde_json::json!({ "code": code_now() });
+    let with_body = [auth[0], ("content-type", "application/json")];
+    prepare(
+        request(
+            Method::POST,
+            "/auth/mfa/totp/confirm",
+            &with_body,
+            &confirm.to_string(),
+        ),
+        200,
+    )?;
+    measure(
+        "POST /auth/login",
+        "two-factor on: the password step",
+        200,
+        samples,
+        &mut |_| Ok(json_post("/auth/login", "grace", PASSWORD, &[])),
+        true,
+    )?;
+    measure(
+        "POST /auth/mfa/verify",
+        "a TOTP code, a fresh password step each",
+        200,
+        samples,
+        &mut |_| {
+            let challenge = prepare(json_post("/auth/login", "grace", PASSWORD, &[]), 200)?;
+            let token = json_body(&challenge)?["mfa_token"]
+                .as_str()
+                .context("set-up: no mfa_token")?
+                .to_owned();
+            // Each sample is a window later (`tick`), so each code is fresh.
+            let body = serde_json::json!({ "mfa_token": token, "code": code_now() });
+            Ok(request(
+                Method::POST,
+                "/auth/mfa/verify",
+                &[("content-type", "application/json")],
+                &body.to_string(),
+            ))
+        },
+        true,
+    )?;
+
     // The admin's user routes. A page of the list reads three keys per
     // position: fill more than a page, with no deleted account among them.
     for i in 0..=LIST_PAGE {
@@ -798,5 +859,26 @@ fn admin_call(
             &body.to_string(),
         ),
         None => request(method, path, &[("authorization", &admin.bearer)], ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row's request answers as the row expects (each `measure` and
+    /// set-up step checks its status), so a change of the API that breaks a
+    /// row fails here, not in the next benchmark run.
+    #[test]
+    fn every_route_cost_row_answers_as_expected() {
+        let defaults = HashMap::from([("bcrypt_cost".to_owned(), "4".to_owned())]);
+        let rows = route_costs(&defaults, 2).unwrap();
+        for route in [
+            "POST /auth/login",
+            "POST /auth/mfa/verify",
+            "GET /auth/protected",
+        ] {
+            assert!(rows.iter().any(|r| r.route == route), "no row for {route}");
+        }
     }
 }

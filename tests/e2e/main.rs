@@ -14,11 +14,17 @@ mod harness;
 mod sessions;
 // Issue 10: the bad-input corpus over HTTP.
 mod bad_input;
+// Issue 11: two-factor login over HTTP.
+mod mfa;
 
 use bad_input::bad_input_corpus_over_http;
 use common::{assert_audit_fields, in_parallel};
 use harness::*;
 use jwt_simple::prelude::{HS256Key, MACLike as _, NoCustomClaims};
+use mfa::{
+    twenty_parallel_verifications_with_one_code_give_one_session, two_factor_login_end_to_end,
+    two_instances_refuse_a_code_used_on_the_other,
+};
 use serde_json::json;
 use sessions::*;
 use std::collections::HashSet;
@@ -71,6 +77,8 @@ every_target!(
     a_deleted_user_is_signed_out_and_the_name_is_free,
     twenty_parallel_refreshes_of_one_token_give_one_200,
     bad_input_corpus_over_http,
+    two_factor_login_end_to_end,
+    twenty_parallel_verifications_with_one_code_give_one_session,
 );
 
 // Several instances on one store, as a scaled-out deployment runs: only a
@@ -83,6 +91,7 @@ e2e!(two_instances_test_host: TestHost on Redis {
     two_instances_thirty_parallel_logins_from_one_address_let_five_past,
     two_instances_share_logout_and_refresh_rotation,
     two_instances_see_demotion_deletion_and_password_change_at_once,
+    two_instances_refuse_a_code_used_on_the_other,
 });
 e2e!(two_instances_spin_up: Spin on Redis {
     two_instances_share_users_tokens_and_one_signing_key,
@@ -92,6 +101,7 @@ e2e!(two_instances_spin_up: Spin on Redis {
     two_instances_thirty_parallel_logins_from_one_address_let_five_past,
     two_instances_share_logout_and_refresh_rotation,
     two_instances_see_demotion_deletion_and_password_change_at_once,
+    two_instances_refuse_a_code_used_on_the_other,
 });
 
 /// Spin's Redis store breaks `wasi:keyvalue/batch` `get-many` (it panics the

@@ -311,7 +311,7 @@ fn each_recovery_code_works_once() {
         "invalid_mfa_code",
     );
     // A made-up one of the right shape.
-    let res = verify(&app, &challenge(&app, user.name), "abcde-fghjk");
+    let res = verify(&app, &challenge(&app, user.name), "abcd-efgh-jkmn-pqrs-tuvw-xyz2");
     assert_error(&res, 401, "invalid_mfa_code");
 }
 

@@ -2118,9 +2118,9 @@ fn a_confirmation_failing_at_any_store_call_leaves_a_way_to_the_recovery_codes()
         read_only: false,
         after: confirm_after,
     });
-    // Key, record; the record under its lease (the factor on, the pending
-    // secret gone).
-    assert_eq!(calls, 2 + 6, "mfa confirm");
+    // Key, record; the session counter; the record under its lease (the
+    // factor on, the pending secret gone, the other sessions ended).
+    assert_eq!(calls, 2 + 1 + 6, "mfa confirm");
 }
 
 /// After alice turned two-factor login off with her password and a code:

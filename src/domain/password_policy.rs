@@ -21,6 +21,8 @@ pub enum Weakness {
     Common,
     ContainsUsername,
     RepeatedCharacter,
+    /// Under the minimum length once its surrounding whitespace is gone.
+    Padded,
 }
 
 impl Weakness {
@@ -32,17 +34,28 @@ impl Weakness {
             }
             Weakness::ContainsUsername => "password must not contain the username",
             Weakness::RepeatedCharacter => "password must not be a single character repeated",
+            Weakness::Padded => {
+                "password must be at least 8 characters without its surrounding whitespace"
+            }
         }
     }
 }
 
 /// The first rule that refuses `password` as a new password for `username`.
 pub fn check(password: &str, username: &Username) -> Result<(), Weakness> {
-    let lower = lowercase(password);
+    // Surrounding whitespace is no strength, and would let any common
+    // password through padded (Django's validator strips it too).
+    let lower = lowercase(password.trim());
     let mut chars = lower.chars();
     let first = chars.next();
     if chars.all(|c| Some(c) == first) {
         return Err(Weakness::RepeatedCharacter);
+    }
+    // The list keeps only entries of the minimum length or more, so a
+    // short one padded to it would pass.
+    let padded = password.trim().len() < password.len();
+    if padded && lower.chars().count() < super::Password::MIN_CHARS {
+        return Err(Weakness::Padded);
     }
     // `Username` is lowercase ASCII already.
     if lower.contains(username.as_str()) {
@@ -201,6 +214,24 @@ mod tests {
         assert_eq!(check("qqqqqqqqqqqqr", &bob), Ok(()));
     }
 
+    /// Review of issue 11: padding a common password with whitespace
+    /// passed every rule.
+    #[test]
+    fn surrounding_whitespace_is_no_strength() {
+        let bob = user("bob");
+        for (weak, rule) in [
+            ("password ", Weakness::Common),
+            ("  PASSWORD", Weakness::Common),
+            ("iloveyou\n", Weakness::Common),
+            ("123456  ", Weakness::Padded),
+            ("qwerty\t\t", Weakness::Padded),
+            (" bob-rules ", Weakness::ContainsUsername),
+        ] {
+            assert_eq!(check(weak, &bob), Err(rule), "{weak:?}");
+        }
+        assert_eq!(check(" Tr0ub4dor&3 ", &bob), Ok(()));
+    }
+
     #[test]
     fn a_strong_password_passes() {
         assert_eq!(check("Tr0ub4dor&3-staple", &user("bob")), Ok(()));
@@ -211,5 +242,6 @@ mod tests {
         assert!(Weakness::Common.message().contains("common"));
         assert!(Weakness::ContainsUsername.message().contains("username"));
         assert!(Weakness::RepeatedCharacter.message().contains("repeated"));
+        assert!(Weakness::Padded.message().contains("whitespace"));
     }
 }

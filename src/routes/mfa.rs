@@ -22,13 +22,13 @@ pub fn enroll(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiErro
         json_fields(input.headers, input.body)?.only(&[])?;
     }
     ctx.client_ip()?;
-    let key = mfa::seal_key(ctx)?;
+    let keys = mfa::seal_keys(ctx)?;
     if user.record.mfa.is_some() {
         return Err(ApiError::MfaAlreadyEnabled);
     }
     let secret = totp::new_secret()?;
     let pending = PendingMfa {
-        secret: mfa::seal_secret(&key, &user.username, &secret)?,
+        secret: mfa::seal_secret(&keys.current, &user.username, &secret)?,
         created_at: ctx.clock.now_secs(),
     };
     change(ctx, &user, &mut |record| {
@@ -55,13 +55,14 @@ pub fn enroll(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiErro
     })))
 }
 
-/// POST /auth/mfa/totp/confirm {"code"}: turns two-factor login on, and
-/// answers the recovery codes, shown this once.
+/// POST /auth/mfa/totp/confirm {"code"}: turns two-factor login on, ends
+/// every other session of the account, and answers the recovery codes,
+/// shown this once.
 pub fn confirm(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiError> {
     let mut fields = json_fields(input.headers, input.body)?.only(&["code"])?;
     let code = Code::parse_totp(&fields.string("code")?).map_err(invalid)?;
     ctx.client_ip()?;
-    let key = mfa::seal_key(ctx)?;
+    let keys = mfa::seal_keys(ctx)?;
     let name = Some(user.username.as_str());
     if user.record.mfa.is_some() {
         return Err(ApiError::MfaAlreadyEnabled);
@@ -73,7 +74,7 @@ pub fn confirm(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiErr
         .as_ref()
         .filter(|p| now < p.created_at.saturating_add(PENDING_SECS))
         .ok_or(ApiError::MfaNotPending)?;
-    let secret = mfa::open_secret(&key, &user.username, &pending.secret)?;
+    let (secret, key) = mfa::open_secret(&keys, &user.username, &pending.secret)?;
     let Some(step) = totp::matching_step(&secret, &code, now) else {
         ctx.audit(
             Event::MfaFailure,
@@ -83,8 +84,9 @@ pub fn confirm(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiErr
         );
         return Err(ApiError::InvalidMfaCode);
     };
+    let latest = sessions::latest_number(ctx.store, &user.username)?;
     let codes = recovery_codes::generate()?;
-    let recovery_key = mfa::recovery_key(&key, &user.username);
+    let recovery_key = mfa::recovery_key(key, &user.username);
     let hashes = codes
         .iter()
         .map(|c| recovery_codes::hash(&recovery_key, c))
@@ -106,6 +108,9 @@ pub fn confirm(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiErr
             recovery_codes: hashes.clone(),
         });
         record.mfa_pending = None;
+        // Every other session ends: one started with the password alone
+        // (by whoever else knew it) must not outlive the second factor.
+        record.end_sessions_before(latest + 1, Some(user.session));
         Ok(())
     })?;
     ctx.audit(Event::MfaEnrolled, Outcome::Success, name, None);
@@ -123,9 +128,13 @@ pub fn disable(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiErr
     let code = Code::parse(&fields.string("code")?).map_err(invalid)?;
     let (policy, cost) = (ctx.config.lockout()?, ctx.config.bcrypt_cost()?);
     ctx.client_ip()?;
-    let key = mfa::seal_key(ctx)?;
+    let keys = mfa::seal_keys(ctx)?;
     let factor = user.record.mfa.as_ref().ok_or(ApiError::MfaNotEnabled)?;
     let name = Some(user.username.as_str());
+    // Before any ticket: a secret that does not open (another key) is the
+    // operator's to fix, and must not count toward the user's lockout.
+    let now = ctx.clock.now_secs();
+    let checked = mfa::check(&keys, &user.username, factor, &code, now)?;
 
     let policy = password_check::policy(policy);
     let ticket = password_check::begin(ctx, &User::key(&user.username), policy, name)?;
@@ -139,8 +148,7 @@ pub fn disable(ctx: &Ctx, user: AuthUser, input: &Input) -> Result<Reply, ApiErr
             Some("wrong password at disable"),
         ));
     }
-    let now = ctx.clock.now_secs();
-    let accepted = match mfa::check(&key, &user.username, factor, &code, now)? {
+    let accepted = match checked {
         Checked::Wrong(reason) => return Err(wrong_code(ctx, ticket, policy, name, reason)),
         accepted => accepted,
     };
@@ -176,7 +184,7 @@ pub fn verify(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
         ctx.config.sessions()?,
     );
     ctx.client_ip()?;
-    let key = mfa::seal_key(ctx)?;
+    let seal_keys = mfa::seal_keys(ctx)?;
     let keys = keys::load_for_signing(ctx)?;
     let now_ms = ctx.clock.now_ms();
     let refuse = |username: Option<&Username>, reason: &str| {
@@ -201,6 +209,9 @@ pub fn verify(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
     let Some(factor) = user.mfa.as_ref() else {
         return Err(refuse(Some(&username), "two-factor login was turned off"));
     };
+    // Before the token is spent or a ticket taken: a secret that does not
+    // open (another key) is the operator's to fix, not a failed login.
+    let checked = mfa::check(&seal_keys, &username, factor, &code, now_ms / 1000)?;
     if !mfa::spend_challenge(ctx.store, &username, challenge.challenge)? {
         return Err(refuse(
             Some(&username),
@@ -211,7 +222,7 @@ pub fn verify(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
     let name = Some(username.as_str());
     let policy = password_check::policy(policy);
     let ticket = password_check::begin(ctx, &record_key, policy, name)?;
-    let accepted = match mfa::check(&key, &username, factor, &code, now_ms / 1000)? {
+    let accepted = match checked {
         Checked::Wrong(reason) => return Err(wrong_code(ctx, ticket, policy, name, reason)),
         accepted => accepted,
     };

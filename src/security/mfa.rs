@@ -5,6 +5,8 @@
 //!   `mfa_encryption_key` variable, or derived from `jwt_secret`. Never from
 //!   the stored signing key: a dump of the store would then open them, so
 //!   with neither variable set, enrolment is refused (a configuration error).
+//!   Once `mfa_encryption_key` is set, secrets sealed earlier under the key
+//!   derived from `jwt_secret` still open with that one ([`SealKeys`]).
 //! - **Challenges.** A right password on an account with two-factor login
 //!   on answers with an `mfa_token` naming challenge `n`, the value the
 //!   account's counter `mfa_challenge:<name>` took at that login. A
@@ -62,14 +64,30 @@ impl Code {
     }
 }
 
-/// The key TOTP secrets are sealed under (see the module doc).
-pub fn seal_key(ctx: &Ctx) -> Result<SealKey, ApiError> {
-    if let Some(key) = ctx.config.mfa_encryption_key()? {
-        return Ok(SealKey::derive(key.expose()));
-    }
-    match ctx.config.jwt_secret()? {
-        Some(secret) => Ok(SealKey::derive(secret.expose())),
-        None => Err(ApiError::Config(
+/// The keys TOTP secrets are sealed under (see the module doc): `current`
+/// seals every new enrolment; `earlier`, the key derived from `jwt_secret`
+/// while `mfa_encryption_key` is set, still opens what was sealed before
+/// the operator set `mfa_encryption_key`, so setting it breaks no enrolment.
+pub struct SealKeys {
+    pub current: SealKey,
+    earlier: Option<SealKey>,
+}
+
+pub fn seal_keys(ctx: &Ctx) -> Result<SealKeys, ApiError> {
+    let from_jwt = ctx
+        .config
+        .jwt_secret()?
+        .map(|s| SealKey::derive(s.expose()));
+    match (ctx.config.mfa_encryption_key()?, from_jwt) {
+        (Some(key), earlier) => Ok(SealKeys {
+            current: SealKey::derive(key.expose()),
+            earlier,
+        }),
+        (None, Some(current)) => Ok(SealKeys {
+            current,
+            earlier: None,
+        }),
+        (None, None) => Err(ApiError::Config(
             "two-factor login needs variable mfa_encryption_key (or jwt_secret) set: a key \
              kept in the store would let a dump of the store read the TOTP secrets"
                 .into(),
@@ -86,15 +104,27 @@ pub fn seal_secret(key: &SealKey, username: &Username, secret: &[u8]) -> Result<
     sealing::seal(key, secret, &aad(username))
 }
 
-pub fn open_secret(key: &SealKey, username: &Username, sealed: &str) -> Result<Vec<u8>, ApiError> {
-    sealing::open(key, sealed, &aad(username)).map_err(|e| match e {
-        OpenError::OtherKey => ApiError::Config(
-            "a TOTP secret was sealed under another key: mfa_encryption_key (or jwt_secret) \
-             changed; restore it, or have an admin reset the account's two-factor login"
-                .into(),
-        ),
-        OpenError::Corrupt => anyhow::anyhow!("a sealed TOTP secret does not open").into(),
-    })
+/// The secret, and the key that opened it (its recovery codes are hashed
+/// under the same one).
+pub fn open_secret<'k>(
+    keys: &'k SealKeys,
+    username: &Username,
+    sealed: &str,
+) -> Result<(Vec<u8>, &'k SealKey), ApiError> {
+    for key in std::iter::once(&keys.current).chain(&keys.earlier) {
+        match sealing::open(key, sealed, &aad(username)) {
+            Ok(secret) => return Ok((secret, key)),
+            Err(OpenError::OtherKey) => continue,
+            Err(OpenError::Corrupt) => {
+                return Err(anyhow::anyhow!("a sealed TOTP secret does not open").into())
+            }
+        }
+    }
+    Err(ApiError::Config(
+        "a TOTP secret was sealed under another key: mfa_encryption_key (or jwt_secret) \
+         changed; restore it, or have an admin reset the account's two-factor login"
+            .into(),
+    ))
 }
 
 fn challenge_key(username: &Username) -> String {
@@ -143,13 +173,13 @@ pub fn recovery_key(key: &SealKey, username: &Username) -> [u8; 32] {
 /// store call). The secret is opened whatever the code, so a key that
 /// changed is a configuration error, never a wrong recovery code.
 pub fn check(
-    key: &SealKey,
+    keys: &SealKeys,
     username: &Username,
     mfa: &Mfa,
     code: &Code,
     now_secs: u64,
 ) -> Result<Checked, ApiError> {
-    let secret = open_secret(key, username, &mfa.secret)?;
+    let (secret, key) = open_secret(keys, username, &mfa.secret)?;
     Ok(match code {
         Code::Totp(code) => match totp::matching_step(&secret, code, now_secs) {
             None => Checked::Wrong("wrong code"),

@@ -641,3 +641,33 @@ fn a_login_racing_a_password_change_gets_no_working_session() {
     let after = login(&app, "alice", "a new secret");
     assert_access_works(&app, &after.access, "a login after the change");
 }
+
+/// A field this build does not know (a later build's, say a second factor
+/// of another kind) survives every rewrite of the record: a rollback to
+/// this build must not drop it (review of issue 11).
+#[test]
+fn fields_of_a_later_build_survive_a_record_change() {
+    let app = app();
+    app.register("alice", PASSWORD);
+    let p = login(&app, "alice", PASSWORD);
+    let key = "user:alice";
+    let mut record: Value = serde_json::from_slice(&app.store.get(key).unwrap().unwrap()).unwrap();
+    record["webauthn"] = json!({ "credentials": ["abc"] });
+    app.store
+        .set(key, &serde_json::to_vec(&record).unwrap())
+        .unwrap();
+    // A global logout rewrites the record under its lease.
+    let res = app.call(
+        Method::POST,
+        "/auth/logout?scope=global",
+        Some(&p.access),
+        None,
+    );
+    assert_eq!(res.status, 204, "{}", res.body);
+    let after: Value = serde_json::from_slice(&app.store.get(key).unwrap().unwrap()).unwrap();
+    assert_eq!(after["webauthn"], json!({ "credentials": ["abc"] }));
+    assert!(
+        after["sessions_valid_from"].as_u64().unwrap() > 0,
+        "{after}"
+    );
+}

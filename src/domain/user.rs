@@ -49,6 +49,11 @@ pub struct User {
     /// A TOTP secret handed out by enrolment and not confirmed yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mfa_pending: Option<PendingMfa>,
+    /// Fields this build does not know (written by a later one), kept as
+    /// they are whenever it rewrites the record: a rollback must not drop,
+    /// say, a second factor a later build added.
+    #[serde(flatten)]
+    pub unknown: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An account's TOTP second factor (`security::mfa`).
@@ -151,6 +156,7 @@ mod tests {
             index: None,
             mfa: None,
             mfa_pending: None,
+            unknown: Default::default(),
         }
     }
 

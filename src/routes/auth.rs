@@ -68,6 +68,7 @@ pub fn register(ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
         index: None,
         mfa: None,
         mfa_pending: None,
+        unknown: Default::default(),
     };
     let record_key = User::key(&username);
     // An existing record is never written over, whatever became of its

@@ -1,6 +1,8 @@
 //! Account lockout: after `threshold` consecutive failed logins an account
 //! is locked for a while; login then answers 423 without checking the
-//! password. Exact under concurrency, built on the atomic increment alone.
+//! password. Built on the atomic increment alone (Spin has no usable
+//! compare-and-swap), and exact under concurrency except where tickets are
+//! given back late (below), where it errs only by counting more.
 //!
 //! Before checking a password, an attempt claims a ticket from the failure
 //! counter of the account's current period. Only tickets 1..=threshold get a
@@ -14,6 +16,25 @@
 //! means "lock now", never "refuse forever". A lock's expiry is read from the
 //! clock when it is written (after the password check), so a check that
 //! takes longer than the lock still locks.
+//!
+//! A right password that does not end the login (a second factor is due, or
+//! the second step found the record busy) gives its ticket back with
+//! `increment(.., -1)`: see [`release`]. When a success deleted the counter
+//! after that ticket was claimed, the release is *stale*: it lands on the
+//! fresh counter, and takes back a ticket nobody gave. Landing on 0 it
+//! drives the counter negative, and each unit below 1 would be one more
+//! check before the lock, a credit that grows with every success straddled.
+//! So a counter below 1 is never used: the ticket that finds one (only stale
+//! releases make one) first pays the debt with a second increment of
+//! `1 - number` and takes the larger of the result and 1. A stale release
+//! therefore buys nothing unless it lands after new tickets were claimed
+//! since the success: then it takes one of them back, one check at most,
+//! for an attempt begun in the window between the success and that release
+//! (about one password check long). Repairers racing on one debt may each
+//! pay it in full, so the counter then counts more than the tickets out and
+//! the account locks early: the safe direction, and only reachable through
+//! stale releases, which need the right password. The normal path pays
+//! nothing: two store calls.
 //!
 //! Periods are named by the expiry of the lock that opened them (the first
 //! by 0): `fail:<id>:<period>`. Each lock write names a period no counter has
@@ -96,7 +117,8 @@ fn retry_secs(until_ms: u64, now_ms: u64) -> u64 {
     until_ms.saturating_sub(now_ms).div_ceil(1000).max(1)
 }
 
-/// Claims a ticket for account `id` (two store calls), or refuses.
+/// Claims a ticket for account `id` (two store calls; a third to repay a
+/// counter stale releases left below 1), or refuses.
 pub fn begin(
     store: &dyn KeyValue,
     id: &str,
@@ -119,7 +141,13 @@ pub fn begin(
             before: None,
         },
     };
-    let number = store.increment(&counter_key(id, period.id), 1)?;
+    let key = counter_key(id, period.id);
+    let mut number = store.increment(&key, 1)?;
+    if number < 1 {
+        // Stale releases took back tickets a success had already deleted
+        // (see the module doc): pay their debt, so they buy no check.
+        number = store.increment(&key, 1 - number)?.max(1);
+    }
     if number > i64::from(policy.threshold) {
         // Any ticket past the threshold writes the lock: the record it just
         // read held no lock in force for this period.
@@ -145,7 +173,9 @@ pub fn succeed(store: &dyn KeyValue, ticket: Ticket) -> Result<()> {
 /// attempt counts neither as a failure nor as a success. Given back late
 /// (after a parallel failure took the next ticket), it can only have
 /// locked one failure early; never given back (the request died), it
-/// counts as one failure.
+/// counts as one failure. Given back after a success deleted the counter
+/// (stale), it lands on the fresh one: [`begin`] repays a counter it drove
+/// below 1 (see the module doc).
 pub fn release(store: &dyn KeyValue, ticket: Ticket) -> Result<()> {
     store.increment(&counter_key(&ticket.id, ticket.period.id), -1)?;
     Ok(())
@@ -201,7 +231,8 @@ fn lock(
 pub struct Status {
     /// When the lock in force ends (ms), if one is.
     pub locked_until: Option<u64>,
-    /// Failures counted in the current period (the locked one, while locked).
+    /// Failures counted in the current period (the locked one, while locked);
+    /// never below 0 (a debt of stale releases is no failure).
     pub failures: i64,
 }
 
@@ -224,7 +255,8 @@ pub fn status(store: &dyn KeyValue, id: &str, now_ms: u64) -> Result<Status> {
         .get(&counter_key(id, period))?
         .as_deref()
         .and_then(crate::store::decode_counter)
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .max(0);
     Ok(Status {
         locked_until,
         failures,
@@ -397,6 +429,96 @@ mod tests {
             status(&store, "acct", clock.now_ms()).unwrap().locked_until,
             None
         );
+    }
+
+    /// The raw failure counter of the first period.
+    fn counter(store: &MemoryStore) -> Option<i64> {
+        store
+            .get(&counter_key("acct", 0))
+            .unwrap()
+            .as_deref()
+            .and_then(crate::store::decode_counter)
+    }
+
+    /// Per success, four tickets claimed before it are given back after
+    /// it (stale releases): the counter ends at `-4 * successes`.
+    fn stale_releases(store: &MemoryStore, clock: &ManualClock, successes: usize) {
+        let mut held = Vec::new();
+        for _ in 0..successes {
+            held.extend((0..4).map(|_| ticket(store, clock)));
+            succeed(store, ticket(store, clock)).unwrap();
+        }
+        for t in held {
+            release(store, t).unwrap();
+        }
+    }
+
+    /// Review of issue 11: a release landing on the counter a success
+    /// deleted drove it below 0, and each unit below 1 was one more check
+    /// before the lock.
+    #[test]
+    fn stale_releases_buy_no_check() {
+        for successes in [1, 2, 3] {
+            let (store, clock) = (MemoryStore::new(), ManualClock::at(10_000));
+            stale_releases(&store, &clock, successes);
+            assert_eq!(counter(&store), Some(-4 * successes as i64));
+            // A debt is no failure.
+            assert_eq!(status(&store, "acct", clock.now_ms()).unwrap().failures, 0);
+            let numbers: Vec<i64> = (0..5).map(|_| ticket(&store, &clock).number).collect();
+            assert_eq!(numbers, [1, 2, 3, 4, 5], "{successes} successes straddled");
+            assert!(matches!(
+                begin(&store, "acct", POLICY, &clock).unwrap(),
+                Err(Refusal::LockedNow { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn the_fifth_failure_after_stale_releases_locks() {
+        let (store, clock) = (MemoryStore::new(), ManualClock::at(10_000));
+        stale_releases(&store, &clock, 2);
+        let locked: Vec<bool> = (0..5)
+            .map(|_| {
+                let t = ticket(&store, &clock);
+                fail(&store, t, POLICY, &clock).unwrap()
+            })
+            .collect();
+        assert_eq!(locked, [false, false, false, false, true]);
+    }
+
+    #[test]
+    fn only_repaying_a_debt_costs_a_third_store_call() {
+        let (store, clock) = (MemoryStore::new(), ManualClock::at(10_000));
+        let calls = |store: &MemoryStore| {
+            let before = store.calls();
+            ticket(store, &clock);
+            store.calls() - before
+        };
+        assert_eq!(calls(&store), 2, "a fresh counter");
+        assert_eq!(calls(&store), 2, "a counter in use");
+        let (store, clock) = (MemoryStore::new(), ManualClock::at(10_000));
+        stale_releases(&store, &clock, 1);
+        let before = store.calls();
+        ticket(&store, &clock);
+        assert_eq!(store.calls() - before, 3, "a debt repaid");
+        assert_eq!(counter(&store), Some(1));
+    }
+
+    /// Two tickets repaying one debt at once both pay it in full: the
+    /// counter counts more than the tickets out (the account locks early),
+    /// never fewer.
+    #[test]
+    fn racing_repairs_count_more_never_less() {
+        let (store, clock) = (MemoryStore::new(), ManualClock::at(10_000));
+        stale_releases(&store, &clock, 1);
+        let key = counter_key("acct", 0);
+        // Another attempt's first increment, its repair still to come.
+        let other = store.increment(&key, 1).unwrap();
+        assert_eq!(other, -3);
+        assert_eq!(ticket(&store, &clock).number, 1);
+        let repaid = store.increment(&key, 1 - other).unwrap().max(1);
+        assert_eq!(repaid, 5);
+        assert!(counter(&store).unwrap() >= 2, "two tickets are out");
     }
 
     #[test]

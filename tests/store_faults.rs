@@ -1996,7 +1996,11 @@ fn verify_after(fx: &Fixture, typed: Typed) {
     assert_eq!(failures_left(&b.app, "alice"), THRESHOLD, "streak not over");
 
     // Wrong, used just now, and made up.
-    for wrong in [wrong_code(app, &factor.secret), used, "abcd-efgh-jkmn-pqrs-tuvw-xyz2".into()] {
+    for wrong in [
+        wrong_code(app, &factor.secret),
+        used,
+        "abcd-efgh-jkmn-pqrs-tuvw-xyz2".into(),
+    ] {
         let res = verify_from(app, &password_step(app, "alice"), &wrong);
         assert_error(&res, 401, "invalid_mfa_code");
     }

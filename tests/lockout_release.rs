@@ -10,7 +10,7 @@ use common::*;
 use http::Method;
 use secure_backend::clock::Clock;
 use secure_backend::security::totp;
-use secure_backend::store::{decode_counter, KeyValue, MemoryStore};
+use secure_backend::store::{decode_counter, KeyValue};
 use serde_json::json;
 use std::sync::{mpsc, Barrier, Mutex};
 use std::time::Duration;
@@ -82,33 +82,6 @@ fn verify(app: &TestApp, mfa_token: &str, code: &str) -> TestResponse {
     )
 }
 
-/// The app's store, except that every release of a lockout ticket (an
-/// `increment(fail:.., -1)`) reports its arrival and then waits at `gate`.
-struct HeldReleases<'a> {
-    inner: &'a MemoryStore,
-    arrived: Mutex<mpsc::Sender<()>>,
-    gate: &'a Barrier,
-}
-
-impl KeyValue for HeldReleases<'_> {
-    fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &[u8]) -> anyhow::Result<()> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &str) -> anyhow::Result<()> {
-        self.inner.delete(key)
-    }
-    fn increment(&self, key: &str, delta: i64) -> anyhow::Result<i64> {
-        if key.starts_with("fail:") && delta == -1 {
-            self.arrived.lock().unwrap().send(()).unwrap();
-            self.gate.wait();
-        }
-        self.inner.increment(key, delta)
-    }
-}
-
 /// An attacker with alice's password (not her second factor) keeps
 /// [`IN_FLIGHT`] right-password logins in flight at each of alice's
 /// `owner_logins` logins; every one of those logins gives its ticket back
@@ -117,10 +90,17 @@ impl KeyValue for HeldReleases<'_> {
 fn straddle(app: &TestApp, secret: &[u8], owner_logins: usize) -> i64 {
     let (arrived, arrivals) = mpsc::channel();
     let gate = Barrier::new(owner_logins * IN_FLIGHT + 1);
-    let held = HeldReleases {
+    // Every release of a lockout ticket (`increment(fail:.., -1)`) says it
+    // arrived, then waits at the gate.
+    let arrived = Mutex::new(arrived);
+    let held = BeforeIncrement {
         inner: &app.store,
-        arrived: Mutex::new(arrived),
-        gate: &gate,
+        before: |key: &str, delta| {
+            if key.starts_with("fail:") && delta == -1 {
+                arrived.lock().unwrap().send(()).unwrap();
+                gate.wait();
+            }
+        },
     };
     std::thread::scope(|s| {
         let mut attempts = Vec::new();

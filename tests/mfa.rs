@@ -8,7 +8,7 @@ use common::*;
 use http::Method;
 use secure_backend::clock::Clock;
 use secure_backend::security::totp;
-use secure_backend::store::{KeyValue, MemoryStore};
+use secure_backend::store::KeyValue;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Barrier, Mutex};
@@ -628,34 +628,6 @@ fn no_audit_line_holds_a_secret_or_a_code() {
     }
 }
 
-/// The app's store, except that the first `increment` of a lease key waits
-/// for `go` (once it has said so on `arrived`).
-struct HeldLease<'a> {
-    inner: &'a MemoryStore,
-    held: AtomicBool,
-    arrived: Mutex<mpsc::Sender<()>>,
-    go: &'a Barrier,
-}
-
-impl KeyValue for HeldLease<'_> {
-    fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &[u8]) -> anyhow::Result<()> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &str) -> anyhow::Result<()> {
-        self.inner.delete(key)
-    }
-    fn increment(&self, key: &str, delta: i64) -> anyhow::Result<i64> {
-        if key.starts_with("lease:") && !self.held.swap(true, Ordering::SeqCst) {
-            self.arrived.lock().unwrap().send(()).unwrap();
-            self.go.wait();
-        }
-        self.inner.increment(key, delta)
-    }
-}
-
 /// A second step that checked its code and waits for the record's lease,
 /// and another login's second step with the same code (a phisher relaying
 /// it): exactly one is accepted. The re-check of the step under the lease
@@ -668,11 +640,16 @@ fn one_code_in_two_second_steps_in_flight_is_accepted_once() {
     let first = challenge(&app, user.name);
     let (tx, rx) = mpsc::channel();
     let go = Barrier::new(2);
-    let held = HeldLease {
+    // The first `increment` of a lease key says it arrived, then waits.
+    let (held, tx) = (AtomicBool::new(false), Mutex::new(tx));
+    let held = BeforeIncrement {
         inner: &app.store,
-        held: AtomicBool::new(false),
-        arrived: Mutex::new(tx),
-        go: &go,
+        before: |key: &str, _| {
+            if key.starts_with("lease:") && !held.swap(true, Ordering::SeqCst) {
+                tx.lock().unwrap().send(()).unwrap();
+                go.wait();
+            }
+        },
     };
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| app.send_through(&held, verify_request(&app, &first, &code)));

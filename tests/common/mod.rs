@@ -433,3 +433,26 @@ pub fn assert_audit_fields(event: &Value) {
         assert!(event.get(field).is_some(), "{field} missing: {event}");
     }
 }
+
+/// The app's store, with `before` run ahead of every `increment` (its key
+/// and delta): a test holds or steers one chosen step of a request there.
+pub struct BeforeIncrement<'a, F: Fn(&str, i64) + Sync> {
+    pub inner: &'a MemoryStore,
+    pub before: F,
+}
+
+impl<F: Fn(&str, i64) + Sync> KeyValue for BeforeIncrement<'_, F> {
+    fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.inner.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> anyhow::Result<i64> {
+        (self.before)(key, delta);
+        self.inner.increment(key, delta)
+    }
+}
